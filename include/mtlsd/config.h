@@ -1,0 +1,46 @@
+/* Command-line configuration: parsed once at start, then read-only. */
+#ifndef MTLSD_CONFIG_H
+#define MTLSD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+struct mtls_config {
+    struct sockaddr_storage listen_addr;
+    socklen_t listen_addrlen;
+    char listen_str[300];
+
+    unsigned workers;          /* 0 before parsing: one per online CPU */
+    bool pin_cpus;
+    const char *cert_file;
+    const char *key_file;
+    const char *client_ca_file;
+    int tls_min;               /* 12 or 13 */
+
+    unsigned max_conns;        /* per worker */
+    size_t max_header_bytes;
+    unsigned max_headers;
+    uint64_t max_body_bytes;
+    unsigned handshake_timeout_ms;
+    unsigned idle_timeout_ms;
+    unsigned shutdown_grace_ms;
+    unsigned recv_buffers;     /* per worker, a power of two */
+    unsigned recv_buffer_size;
+    int log_level;
+};
+
+enum mtls_config_result { MTLS_CONFIG_OK, MTLS_CONFIG_EXIT, MTLS_CONFIG_VERSION, MTLS_CONFIG_ERROR };
+
+void mtls_config_defaults(struct mtls_config *cfg);
+/* Parses argv. On MTLS_CONFIG_ERROR `err` says what to fix. MTLS_CONFIG_EXIT
+ * means --help was printed to `out`; MTLS_CONFIG_VERSION asks for --version. */
+enum mtls_config_result mtls_config_parse(struct mtls_config *cfg, int argc, char **argv,
+                                          FILE *out, char *err, size_t errlen);
+/* Parses "HOST:PORT", "[V6]:PORT" or ":PORT" into cfg->listen_addr. */
+int mtls_config_parse_listen(struct mtls_config *cfg, const char *s, char *err, size_t errlen);
+void mtls_config_usage(FILE *f);
+
+#endif

@@ -1,0 +1,31 @@
+/* The verified client identity: extracted once per connection at the
+ * handshake, then only read (by routes, and later by authorization). Plain
+ * data: the HTTP layer reads it without knowing about TLS. */
+#ifndef MTLSD_IDENTITY_H
+#define MTLSD_IDENTITY_H
+
+#include <stdint.h>
+#include <time.h>
+
+enum mtls_san_type { MTLS_SAN_DNS, MTLS_SAN_URI, MTLS_SAN_EMAIL, MTLS_SAN_IP };
+
+struct mtls_san {
+    enum mtls_san_type type;
+    const char *value;          /* NUL-terminated; IPs in text form */
+};
+
+struct mtls_identity {
+    const char *subject;        /* "/O=.../CN=..." */
+    const char *issuer;
+    const char *serial_hex;     /* lowercase hex, as in the certificate */
+    uint8_t sha256[32];         /* of the leaf certificate's DER */
+    time_t not_before;
+    time_t not_after;
+    unsigned n_san;
+    const struct mtls_san *san;
+    /* one allocation: the strings and the SAN array follow */
+};
+
+void mtls_identity_free(struct mtls_identity *id);
+
+#endif

@@ -1,0 +1,24 @@
+/* Client-certificate policy: which certificates are accepted and what
+ * identity is extracted from them. Owns the wolfSSL verify callback. */
+#ifndef MTLSD_VERIFY_H
+#define MTLSD_VERIFY_H
+
+#include "mtlsd/config.h"
+#include "mtlsd/identity.h"
+#include "mtlsd/wolfssl.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Loads --client-ca and requires a verified client certificate on `ctx`.
+ * Each WOLFSSL must then get wolfSSL_SetCertCbCtx(ssl, &identity_slot)
+ * where identity_slot is a `struct mtls_identity *` that the callback fills
+ * at depth 0. */
+int mtls_verify_setup(WOLFSSL_CTX *ctx, const struct mtls_config *cfg, char *err,
+                      size_t errlen);
+
+/* Parses a certificate's DER into a freshly allocated identity; NULL when it
+ * is malformed or carries a name with an embedded NUL. */
+struct mtls_identity *mtls_identity_from_der(const uint8_t *der, size_t len);
+
+#endif

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Installs what mtlsd needs on a Debian 12 machine and builds wolfSSL from
+# Debian's source package into a cache outside the clone.
+#   scripts/deps.sh            packages + wolfSSL (idempotent, fast when cached)
+# Prints the wolfSSL install prefix on the last line of stdout.
+set -euo pipefail
+
+CACHE=${MTLSD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mtlsd}
+mkdir -p "$CACHE"
+
+PKGS=(build-essential cmake pkg-config dpkg-dev autoconf automake libtool
+      liburing-dev node-llhttp curl openssl gnutls-bin wrk nginx-light haproxy
+      lighttpd lighttpd-mod-wolfssl gnuplot-nox valgrind procps python3 ca-certificates
+      libssl-dev)
+
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "deps: installing ${missing[*]}" >&2
+    SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+# The configure line is chosen for this server (see README "Building wolfSSL"):
+# assembly on, only the features mtlsd uses, and no --enable-distro (its
+# FP_ECC fixed-point cache is never repaid by ephemeral and per-client keys).
+WOLF_CONFIGURE=(--enable-static --disable-shared --with-pic
+    --enable-tls13 --disable-oldtls
+    --enable-aesni --enable-intelasm --enable-sp --enable-sp-asm
+    --enable-ecc --enable-curve25519 --enable-aesgcm --enable-chacha --enable-poly1305
+    --enable-session-ticket --enable-sni --enable-alpn --enable-crl
+    --enable-altcertchains --disable-dh --disable-examples --disable-crypttests
+    --disable-benchmark --disable-oldnames)
+WOLF_CFLAGS="-O2 -g -DWOLFSSL_ALWAYS_VERIFY_CB -DWOLFSSL_VERIFY_CB_ALL_CERTS \
+-DWOLFSSL_IP_ALT_NAME -DHAVE_EX_DATA -DWOLFSSL_NO_FENCE"
+WOLF_CFLAGS=$(echo "$WOLF_CFLAGS" | tr -s ' ')
+
+key=$(printf '%s\n' "${WOLF_CONFIGURE[@]}" "$WOLF_CFLAGS" "v1" | sha256sum | cut -c1-12)
+PREFIX="$CACHE/wolfssl-$key"
+
+if [ ! -f "$PREFIX/.complete" ]; then
+    echo "deps: building wolfSSL into $PREFIX (once; cached)" >&2
+    work="$CACHE/src-$key"
+    rm -rf "$work" "$PREFIX"
+    mkdir -p "$work/lists/partial"
+    # A private apt configuration for the deb-src entry: the system's
+    # sources are left untouched.
+    echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $src main" > "$work/src.list"
+    APTOPT=(-o "Dir::Etc::SourceList=$work/src.list" -o Dir::Etc::SourceParts=/dev/null
+            -o "Dir::State::Lists=$work/lists" -o APT::Sandbox::User=root)
+    apt-get "${APTOPT[@]}" update -qq >&2
+    (cd "$work" && apt-get "${APTOPT[@]}" source --download-only -qq wolfssl >&2)
+    (cd "$work" && dpkg-source -x wolfssl_*.dsc wolfssl >/dev/null)
+    (cd "$work/wolfssl" && ./autogen.sh >/dev/null 2>&1 &&
+        ./configure --prefix="$PREFIX" "${WOLF_CONFIGURE[@]}" CFLAGS="$WOLF_CFLAGS" >"$work/configure.log" 2>&1 ||
+        { tail -30 "$work/configure.log" >&2; exit 1; })
+    (cd "$work/wolfssl" && make -j"$(nproc)" >"$work/make.log" 2>&1 && make install >>"$work/make.log" 2>&1 ||
+        { tail -30 "$work/make.log" >&2; exit 1; })
+    # An install without options.h would silently use the system's header.
+    [ -f "$PREFIX/include/wolfssl/options.h" ] || { echo "deps: $PREFIX lacks wolfssl/options.h" >&2; exit 1; }
+    touch "$PREFIX/.complete"
+    rm -rf "$work"
+fi
+echo "$PREFIX"

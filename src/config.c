@@ -1,0 +1,336 @@
+/* config.c: long options with defaults and messages that tell the operator
+ * what to fix. Nothing here opens a socket; file checks happen in server.c. */
+#include "mtlsd/config.h"
+#include "mtlsd/log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void mtls_config_defaults(struct mtls_config *cfg)
+{
+    char err[64];
+
+    memset(cfg, 0, sizeof(*cfg));
+    mtls_config_parse_listen(cfg, "0.0.0.0:8443", err, sizeof(err));
+    cfg->workers = 0;
+    cfg->pin_cpus = true;
+    cfg->tls_min = 12;
+    cfg->max_conns = 10000;
+    cfg->max_header_bytes = 8192;
+    cfg->max_headers = 64;
+    cfg->max_body_bytes = 1u << 20;
+    cfg->handshake_timeout_ms = 10000;
+    cfg->idle_timeout_ms = 60000;
+    cfg->shutdown_grace_ms = 5000;
+    cfg->recv_buffers = 256;
+    cfg->recv_buffer_size = 16384;
+    cfg->log_level = MTLS_LOG_INFO;
+}
+
+void mtls_config_usage(FILE *f)
+{
+    fputs(
+        "Usage: mtlsd --cert FILE --key FILE --client-ca FILE [options]\n"
+        "\n"
+        "A mutual-TLS HTTPS server: every client must present a certificate that\n"
+        "chains to --client-ca. Routes: GET / (Hello World!), GET /whoami (the\n"
+        "verified client identity as JSON), GET /healthz, GET /metrics.\n"
+        "\n"
+        "TLS:\n"
+        "  --cert FILE              server certificate chain, PEM (leaf first)\n"
+        "  --key FILE               private key of --cert, PEM\n"
+        "  --client-ca FILE         PEM bundle of CAs that client certificates must\n"
+        "                           chain to (intermediates may come from the client)\n"
+        "  --tls-min 1.2|1.3        lowest TLS version accepted (default 1.2)\n"
+        "\n"
+        "Network and workers:\n"
+        "  --listen HOST:PORT       address to listen on; [V6ADDR]:PORT for IPv6\n"
+        "                           (default 0.0.0.0:8443)\n"
+        "  --workers N              worker threads, each with its own io_uring and\n"
+        "                           SO_REUSEPORT listener (default: online CPUs)\n"
+        "  --no-pin                 do not pin worker N to CPU N\n"
+        "  --max-conns N            connections per worker; more are closed at\n"
+        "                           accept (default 10000)\n"
+        "  --recv-buffers N         receive buffers per worker, a power of two\n"
+        "                           (default 256)\n"
+        "  --recv-buffer-size BYTES size of each receive buffer (default 16384)\n"
+        "\n"
+        "HTTP limits:\n"
+        "  --max-header-bytes N     request line + headers, else 431 (default 8192)\n"
+        "  --max-headers N          header fields per request, else 431 (default 64)\n"
+        "  --max-body-bytes N       request body, else 413 (default 1048576)\n"
+        "\n"
+        "Timeouts (seconds, fractions allowed):\n"
+        "  --handshake-timeout S    close connections that have not finished the\n"
+        "                           TLS handshake (default 10)\n"
+        "  --idle-timeout S         close connections idle this long (default 60)\n"
+        "  --shutdown-grace S       on SIGTERM/SIGINT, time in-flight requests get\n"
+        "                           before connections are closed (default 5)\n"
+        "\n"
+        "Other:\n"
+        "  --log-level LEVEL        error, warn, info or debug (default info)\n"
+        "  -h, --help               this text\n"
+        "  -V, --version            version, wolfSSL version and its assembly speed-ups\n",
+        f);
+}
+
+static int parse_uint(const char *name, const char *s, unsigned long long min,
+                      unsigned long long max, unsigned long long *out, char *err,
+                      size_t errlen)
+{
+    char *end;
+    unsigned long long v;
+
+    errno = 0;
+    if (*s == '-' || *s == '\0')
+        goto bad;
+    v = strtoull(s, &end, 10);
+    if (errno || *end != '\0' || v < min || v > max)
+        goto bad;
+    *out = v;
+    return 0;
+bad:
+    snprintf(err, errlen, "--%s: '%s' is not an integer between %llu and %llu", name, s,
+             min, max);
+    return -1;
+}
+
+/* Seconds with an optional fraction, stored as milliseconds. */
+static int parse_seconds(const char *name, const char *s, unsigned *out_ms, char *err,
+                         size_t errlen)
+{
+    char *end;
+    double v;
+
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno || end == s || *end != '\0' || !(v > 0) || v > 86400.0 * 365) {
+        snprintf(err, errlen, "--%s: '%s' is not a number of seconds > 0", name, s);
+        return -1;
+    }
+    *out_ms = (unsigned)(v * 1000.0 + 0.5);
+    if (*out_ms == 0)
+        *out_ms = 1;
+    return 0;
+}
+
+int mtls_config_parse_listen(struct mtls_config *cfg, const char *s, char *err, size_t errlen)
+{
+    char host[256];
+    const char *colon, *port_s;
+    unsigned long long port;
+    size_t hlen;
+
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':')
+            goto bad;
+        hlen = (size_t)(close - s - 1);
+        if (hlen >= sizeof(host))
+            goto bad;
+        memcpy(host, s + 1, hlen);
+        host[hlen] = '\0';
+        port_s = close + 2;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon)
+            goto bad;
+        hlen = (size_t)(colon - s);
+        if (hlen >= sizeof(host) || memchr(s, ':', hlen))
+            goto bad;
+        memcpy(host, s, hlen);
+        host[hlen] = '\0';
+        port_s = colon + 1;
+    }
+    if (parse_uint("listen", port_s, 1, 65535, &port, err, errlen) < 0)
+        goto bad;
+
+    memset(&cfg->listen_addr, 0, sizeof(cfg->listen_addr));
+    if (host[0] == '\0' || strcmp(host, "*") == 0)
+        strcpy(host, "0.0.0.0");
+    if (strcmp(host, "localhost") == 0)
+        strcpy(host, "127.0.0.1");
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&cfg->listen_addr;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&cfg->listen_addr;
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        cfg->listen_addrlen = sizeof(*v4);
+    } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        cfg->listen_addrlen = sizeof(*v6);
+    } else {
+        goto bad;
+    }
+    snprintf(cfg->listen_str, sizeof(cfg->listen_str), "%s", s);
+    return 0;
+bad:
+    snprintf(err, errlen,
+             "--listen: '%s' is not HOST:PORT (an IPv4 address, [IPv6 address] or "
+             "localhost, and a port 1-65535)",
+             s);
+    return -1;
+}
+
+enum {
+    OPT_CERT = 256, OPT_KEY, OPT_CLIENT_CA, OPT_TLS_MIN, OPT_LISTEN, OPT_WORKERS,
+    OPT_NO_PIN, OPT_MAX_CONNS, OPT_RECV_BUFFERS, OPT_RECV_BUFFER_SIZE,
+    OPT_MAX_HEADER_BYTES, OPT_MAX_HEADERS, OPT_MAX_BODY_BYTES, OPT_HANDSHAKE_TIMEOUT,
+    OPT_IDLE_TIMEOUT, OPT_SHUTDOWN_GRACE, OPT_LOG_LEVEL,
+};
+
+static const struct option long_opts[] = {
+    {"cert", required_argument, NULL, OPT_CERT},
+    {"key", required_argument, NULL, OPT_KEY},
+    {"client-ca", required_argument, NULL, OPT_CLIENT_CA},
+    {"tls-min", required_argument, NULL, OPT_TLS_MIN},
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"workers", required_argument, NULL, OPT_WORKERS},
+    {"no-pin", no_argument, NULL, OPT_NO_PIN},
+    {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
+    {"recv-buffers", required_argument, NULL, OPT_RECV_BUFFERS},
+    {"recv-buffer-size", required_argument, NULL, OPT_RECV_BUFFER_SIZE},
+    {"max-header-bytes", required_argument, NULL, OPT_MAX_HEADER_BYTES},
+    {"max-headers", required_argument, NULL, OPT_MAX_HEADERS},
+    {"max-body-bytes", required_argument, NULL, OPT_MAX_BODY_BYTES},
+    {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+    {"shutdown-grace", required_argument, NULL, OPT_SHUTDOWN_GRACE},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+
+enum mtls_config_result mtls_config_parse(struct mtls_config *cfg, int argc, char **argv,
+                                          FILE *out, char *err, size_t errlen)
+{
+    unsigned long long v;
+    int c;
+
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":hV", long_opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_CERT: cfg->cert_file = optarg; break;
+        case OPT_KEY: cfg->key_file = optarg; break;
+        case OPT_CLIENT_CA: cfg->client_ca_file = optarg; break;
+        case OPT_TLS_MIN:
+            if (strcmp(optarg, "1.2") == 0)
+                cfg->tls_min = 12;
+            else if (strcmp(optarg, "1.3") == 0)
+                cfg->tls_min = 13;
+            else {
+                snprintf(err, errlen, "--tls-min: '%s' must be 1.2 or 1.3", optarg);
+                return MTLS_CONFIG_ERROR;
+            }
+            break;
+        case OPT_LISTEN:
+            if (mtls_config_parse_listen(cfg, optarg, err, errlen) < 0)
+                return MTLS_CONFIG_ERROR;
+            break;
+        case OPT_WORKERS:
+            if (parse_uint("workers", optarg, 1, 1024, &v, err, errlen) < 0)
+                return MTLS_CONFIG_ERROR;
+            cfg->workers = (unsigned)v;
+            break;
+        case OPT_NO_PIN: cfg->pin_cpus = false; break;
+        case OPT_MAX_CONNS:
+            if (parse_uint("max-conns", optarg, 1, 1000000, &v, err, errlen) < 0)
+                return MTLS_CONFIG_ERROR;
+            cfg->max_conns = (unsigned)v;
+            break;
+        case OPT_RECV_BUFFERS:
+            if (parse_uint("recv-buffers", optarg, 1, 32768, &v, err, errlen) < 0)
+                return MTLS_CONFIG_ERROR;
+            if (v & (v - 1)) {
+                snprintf(err, errlen, "--recv-buffers: %llu is not a power of two", v);
+                return MTLS_CONFIG_ERROR;
+            }
+            cfg->recv_buffers = (unsigned)v;
+            break;
+        case OPT_RECV_BUFFER_SIZE:
+            if (parse_uint("recv-buffer-size", optarg, 512, 1u << 20, &v, err, errlen) < 0)
+                return MTLS_CONFIG_ERROR;
+            cfg->recv_buffer_size = (unsigned)v;
+            break;
+        case OPT_MAX_HEADER_BYTES:
+            if (parse_uint("max-header-bytes", optarg, 256, 1u << 20, &v, err, errlen) < 0)
+                return MTLS_CONFIG_ERROR;
+            cfg->max_header_bytes = (size_t)v;
+            break;
+        case OPT_MAX_HEADERS:
+            if (parse_uint("max-headers", optarg, 1, 1000, &v, err, errlen) < 0)
+                return MTLS_CONFIG_ERROR;
+            cfg->max_headers = (unsigned)v;
+            break;
+        case OPT_MAX_BODY_BYTES:
+            if (parse_uint("max-body-bytes", optarg, 0, 1ull << 40, &v, err, errlen) < 0)
+                return MTLS_CONFIG_ERROR;
+            cfg->max_body_bytes = v;
+            break;
+        case OPT_HANDSHAKE_TIMEOUT:
+            if (parse_seconds("handshake-timeout", optarg, &cfg->handshake_timeout_ms, err,
+                              errlen) < 0)
+                return MTLS_CONFIG_ERROR;
+            break;
+        case OPT_IDLE_TIMEOUT:
+            if (parse_seconds("idle-timeout", optarg, &cfg->idle_timeout_ms, err, errlen) < 0)
+                return MTLS_CONFIG_ERROR;
+            break;
+        case OPT_SHUTDOWN_GRACE:
+            if (parse_seconds("shutdown-grace", optarg, &cfg->shutdown_grace_ms, err,
+                              errlen) < 0)
+                return MTLS_CONFIG_ERROR;
+            break;
+        case OPT_LOG_LEVEL:
+            if (strcmp(optarg, "error") == 0)
+                cfg->log_level = MTLS_LOG_ERROR;
+            else if (strcmp(optarg, "warn") == 0)
+                cfg->log_level = MTLS_LOG_WARN;
+            else if (strcmp(optarg, "info") == 0)
+                cfg->log_level = MTLS_LOG_INFO;
+            else if (strcmp(optarg, "debug") == 0)
+                cfg->log_level = MTLS_LOG_DEBUG;
+            else {
+                snprintf(err, errlen, "--log-level: '%s' must be error, warn, info or debug",
+                         optarg);
+                return MTLS_CONFIG_ERROR;
+            }
+            break;
+        case 'h':
+            mtls_config_usage(out);
+            return MTLS_CONFIG_EXIT;
+        case 'V':
+            return MTLS_CONFIG_VERSION;
+        case ':':
+            snprintf(err, errlen, "%s needs a value (see mtlsd --help)", argv[optind - 1]);
+            return MTLS_CONFIG_ERROR;
+        default:
+            snprintf(err, errlen, "unknown option '%s' (see mtlsd --help)", argv[optind - 1]);
+            return MTLS_CONFIG_ERROR;
+        }
+    }
+    if (optind < argc) {
+        snprintf(err, errlen, "unexpected argument '%s' (see mtlsd --help)", argv[optind]);
+        return MTLS_CONFIG_ERROR;
+    }
+    if (!cfg->cert_file || !cfg->key_file || !cfg->client_ca_file) {
+        snprintf(err, errlen, "--cert, --key and --client-ca are required (missing: %s%s%s)",
+                 cfg->cert_file ? "" : "--cert ", cfg->key_file ? "" : "--key ",
+                 cfg->client_ca_file ? "" : "--client-ca");
+        return MTLS_CONFIG_ERROR;
+    }
+    if (cfg->workers == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg->workers = n > 0 ? (unsigned)n : 1;
+    }
+    return MTLS_CONFIG_OK;
+}

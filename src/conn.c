@@ -1,0 +1,430 @@
+/* conn.c: the per-connection state machine.
+ *
+ * Rules that keep it safe:
+ * - a connection is never freed inside its own callbacks: mtls_conn_close()
+ *   marks it DEAD and the worker reaps it once no op in the ring names it;
+ * - the ciphertext being sent (out_flight) belongs to the kernel until the
+ *   send completes; new output goes to out_pending;
+ * - a receive buffer goes back to the ring before the handler returns:
+ *   bytes that cannot be processed yet are copied to in_left. */
+#include "mtlsd/conn.h"
+#include "mtlsd/log.h"
+#include "mtlsd/routes.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Output backlog bounds: above HIGH the connection stops parsing input (a
+ * pipelining client that does not read its responses); below LOW it goes on. */
+#define OUT_HIGH (256u * 1024)
+#define OUT_LOW (64u * 1024)
+/* Input kept while paused: what was already in flight when recv was
+ * cancelled. More than this is a client ignoring flow control. */
+#define IN_LEFT_MAX (1024u * 1024)
+
+static void conn_flush(struct mtls_conn *c);
+static void conn_pump(struct mtls_conn *c);
+
+static void list_push(struct mtls_conn **head, struct mtls_conn **tail, struct mtls_conn *c,
+                      size_t prev_off, size_t next_off)
+{
+#define PREV(x) (*(struct mtls_conn **)((char *)(x) + prev_off))
+#define NEXT(x) (*(struct mtls_conn **)((char *)(x) + next_off))
+    PREV(c) = *tail;
+    NEXT(c) = NULL;
+    if (*tail)
+        NEXT(*tail) = c;
+    else
+        *head = c;
+    *tail = c;
+}
+
+static void list_unlink(struct mtls_conn **head, struct mtls_conn **tail, struct mtls_conn *c,
+                        size_t prev_off, size_t next_off)
+{
+    if (PREV(c))
+        NEXT(PREV(c)) = NEXT(c);
+    else
+        *head = NEXT(c);
+    if (NEXT(c))
+        PREV(NEXT(c)) = PREV(c);
+    else
+        *tail = PREV(c);
+    PREV(c) = NEXT(c) = NULL;
+#undef PREV
+#undef NEXT
+}
+
+struct mtls_conn *mtls_conn_new(struct mtls_worker *w, int fd)
+{
+    struct mtls_conn *c = calloc(1, sizeof(*c));
+
+    if (!c) {
+        close(fd);
+        return NULL;
+    }
+    c->w = w;
+    c->fd = fd;
+    c->timer = MTLS_TIMER_NONE;
+    if (mtls_tls_new(&c->tls, w->tls, &c->out_pending) < 0) {
+        free(c);
+        close(fd);
+        return NULL;
+    }
+    mtls_http_init(&c->http, &w->limits);
+    c->state = MTLS_CONN_HANDSHAKE;
+    list_push(&w->all.head, &w->all.tail, c, offsetof(struct mtls_conn, aprev),
+              offsetof(struct mtls_conn, anext));
+    w->nconns++;
+    METRIC_INC(&w->metrics, connections_open);
+    mtls_worker_timer_set(w, c, MTLS_TIMER_HANDSHAKE);
+    mtls_ring_recv(&w->ring, fd, c);
+    c->recv_armed = true;
+    c->refs++;
+    return c;
+}
+
+void mtls_conn_free(struct mtls_conn *c)
+{
+    struct mtls_worker *w = c->w;
+
+    list_unlink(&w->all.head, &w->all.tail, c, offsetof(struct mtls_conn, aprev),
+                offsetof(struct mtls_conn, anext));
+    close(c->fd);
+    mtls_tls_free(&c->tls);
+    mtls_http_free(&c->http);
+    mtls_buf_free(&c->out_flight);
+    mtls_buf_free(&c->out_pending);
+    mtls_buf_free(&c->in_left);
+    mtls_buf_free(&c->plain_left);
+    free(c);
+}
+
+static void conn_unref(struct mtls_conn *c)
+{
+    c->refs--;
+    if (c->state == MTLS_CONN_DEAD && c->refs == 0) {
+        c->tnext = c->w->reap;
+        c->w->reap = c;
+    }
+}
+
+void mtls_conn_close(struct mtls_conn *c, const char *why)
+{
+    struct mtls_worker *w = c->w;
+
+    if (c->state == MTLS_CONN_DEAD)
+        return;
+    if (why)
+        log_debug("worker %u: closing fd %d: %s", w->id, c->fd, why);
+    c->state = MTLS_CONN_DEAD;
+    mtls_worker_timer_clear(w, c);
+    w->nconns--;
+    METRIC_DEC(&w->metrics, connections_open);
+    if (c->recv_armed)
+        mtls_ring_cancel(&w->ring, c, MTLS_OP_RECV);
+    if (c->send_inflight)
+        mtls_ring_cancel(&w->ring, c, MTLS_OP_SEND);
+    if (c->refs == 0) {
+        c->tnext = w->reap;
+        w->reap = c;
+    }
+}
+
+/* Start the orderly end: what is queued goes out, then linger. */
+static void conn_finish(struct mtls_conn *c, bool notify)
+{
+    if (c->state == MTLS_CONN_DEAD || c->state == MTLS_CONN_CLOSING ||
+        c->state == MTLS_CONN_LINGER)
+        return;
+    if (notify)
+        mtls_tls_close_notify(&c->tls);
+    c->state = MTLS_CONN_CLOSING;
+    c->paused = false;
+    conn_flush(c);
+}
+
+static void conn_linger(struct mtls_conn *c)
+{
+    /* Half-close and keep reading: closing with unread input would make
+     * the kernel send a RST that can destroy our last response in flight. */
+    if (shutdown(c->fd, SHUT_WR) < 0 || !c->recv_armed) {
+        mtls_conn_close(c, "closed");
+        return;
+    }
+    c->state = MTLS_CONN_LINGER;
+    mtls_worker_timer_set(c->w, c, MTLS_TIMER_LINGER);
+}
+
+static void conn_flush(struct mtls_conn *c)
+{
+    struct mtls_worker *w = c->w;
+    struct mtls_buf tmp;
+
+    if (c->state == MTLS_CONN_DEAD || c->send_inflight)
+        return;
+    if (c->out_pending.len == 0) {
+        if (c->state == MTLS_CONN_CLOSING)
+            conn_linger(c);
+        return;
+    }
+    /* Swap: the pending bytes become the flight, the spent flight buffer
+     * (or a recycled one) takes new output. */
+    tmp = c->out_flight;
+    c->out_flight = c->out_pending;
+    c->out_pending = tmp;
+    c->out_pending.len = 0;
+    c->flight_sent = 0;
+    mtls_ring_send(&w->ring, c->fd, c->out_flight.data, c->out_flight.len, c);
+    c->send_inflight = true;
+    c->refs++;
+}
+
+static void conn_pause(struct mtls_conn *c)
+{
+    c->paused = true;
+    if (c->recv_armed)
+        mtls_ring_cancel(&c->w->ring, c, MTLS_OP_RECV);
+}
+
+/* Feeds plaintext to the HTTP parser and answers each complete request.
+ * Returns false when the caller must stop (closing, or paused; then the
+ * unparsed rest is kept in plain_left). */
+static bool conn_http(struct mtls_conn *c, const uint8_t *p, size_t n)
+{
+    struct mtls_worker *w = c->w;
+    struct mtls_http_request req;
+    struct mtls_peer peer;
+    size_t used;
+    int status = 0;
+
+    for (;;) {
+        enum mtls_http_result r = mtls_http_parse(&c->http, p, n, &used, &req, &status);
+        p += used;
+        n -= used;
+        if (r == MTLS_HTTP_NEED_MORE)
+            return true;
+        w->resp.len = 0;
+        if (r == MTLS_HTTP_ERROR) {
+            METRIC_INC(&w->metrics, bad_requests);
+            log_debug("worker %u: fd %d: bad request, answering %d", w->id, c->fd, status);
+            if (mtls_route_error(status, &w->resp) < 0 ||
+                mtls_tls_write(&c->tls, w->resp.data, w->resp.len) < 0) {
+                mtls_conn_close(c, "cannot write error response");
+                return false;
+            }
+            conn_finish(c, true);
+            return false;
+        }
+        bool closing = !req.keep_alive || w->stopping;
+        peer.identity = c->tls.identity;
+        peer.tls_version = mtls_tls_version_name(&c->tls);
+        peer.cipher = mtls_tls_cipher_name(&c->tls);
+        peer.worker = w->id;
+        peer.resumed = mtls_tls_resumed(&c->tls);
+        METRIC_INC(&w->metrics, requests);
+        if (mtls_route(&req, &peer, closing, &w->resp) < 0 ||
+            mtls_tls_write(&c->tls, w->resp.data, w->resp.len) < 0) {
+            mtls_conn_close(c, "cannot write response");
+            return false;
+        }
+        if (closing) {
+            conn_finish(c, true);
+            return false;
+        }
+        if (c->out_pending.len + c->out_flight.len >= OUT_HIGH) {
+            if (n && mtls_buf_append(&c->plain_left, p, n) < 0) {
+                mtls_conn_close(c, "out of memory");
+                return false;
+            }
+            conn_pause(c);
+            return false;
+        }
+    }
+}
+
+/* Runs the TLS state machine on whatever ciphertext was fed. */
+static void conn_pump(struct mtls_conn *c)
+{
+    struct mtls_worker *w = c->w;
+    enum mtls_tls_status st;
+    const char *why = NULL;
+    size_t n;
+
+    if (c->state == MTLS_CONN_HANDSHAKE) {
+        st = mtls_tls_handshake(&c->tls, &why);
+        if (st == MTLS_TLS_AGAIN)
+            return;
+        if (st != MTLS_TLS_OK) {
+            METRIC_INC(&w->metrics, handshakes_failed);
+            log_info("worker %u: handshake failed: %s", w->id, why ? why : "unknown");
+            /* wolfSSL queued an alert: send it, then close. */
+            conn_finish(c, false);
+            return;
+        }
+        METRIC_INC(&w->metrics, handshakes_full);
+        c->state = MTLS_CONN_ACTIVE;
+        mtls_worker_timer_set(w, c, MTLS_TIMER_IDLE);
+    }
+    if (c->state != MTLS_CONN_ACTIVE)
+        return;
+    if (c->plain_left.len) {
+        struct mtls_buf left = c->plain_left;
+        memset(&c->plain_left, 0, sizeof(c->plain_left));
+        bool go_on = conn_http(c, left.data, left.len);
+        mtls_buf_free(&left);
+        if (!go_on)
+            return;
+    }
+    while (c->state == MTLS_CONN_ACTIVE && !c->paused) {
+        st = mtls_tls_read(&c->tls, w->plain, w->plain_cap, &n);
+        if (st == MTLS_TLS_OK) {
+            if (!conn_http(c, w->plain, n))
+                return;
+        } else if (st == MTLS_TLS_AGAIN) {
+            return;
+        } else if (st == MTLS_TLS_CLOSED) {
+            conn_finish(c, true);
+            return;
+        } else {
+            mtls_conn_close(c, "TLS error");
+            return;
+        }
+    }
+}
+
+/* New ciphertext from the socket. */
+static void conn_input(struct mtls_conn *c, const uint8_t *p, size_t n)
+{
+    if (c->state == MTLS_CONN_LINGER || c->state == MTLS_CONN_CLOSING ||
+        c->state == MTLS_CONN_DEAD)
+        return; /* discard: we are on our way out */
+    if (c->paused) {
+        if (c->in_left.len + n > IN_LEFT_MAX || mtls_buf_append(&c->in_left, p, n) < 0)
+            mtls_conn_close(c, "input backlog over limit while paused");
+        return;
+    }
+    if (c->out_pending.cap == 0)
+        mtls_worker_buf_get(c->w, &c->out_pending);
+    mtls_tls_feed(&c->tls, p, n);
+    conn_pump(c);
+    if (c->state != MTLS_CONN_DEAD && c->tls.in_len) {
+        /* Paused mid-buffer: keep the rest, the ring needs its buffer back. */
+        if (mtls_buf_append(&c->in_left, c->tls.in, c->tls.in_len) < 0)
+            mtls_conn_close(c, "out of memory");
+    }
+    mtls_tls_feed(&c->tls, NULL, 0);
+    conn_flush(c);
+}
+
+void mtls_conn_on_recv(struct mtls_conn *c, int res, unsigned flags)
+{
+    struct mtls_worker *w = c->w;
+    bool more = flags & IORING_CQE_F_MORE;
+
+    if (res > 0) {
+        unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+        if (c->state == MTLS_CONN_ACTIVE)
+            mtls_worker_timer_set(w, c, MTLS_TIMER_IDLE);
+        conn_input(c, mtls_ring_buf(&w->ring, bid), (size_t)res);
+        mtls_ring_buf_return(&w->ring, bid);
+    } else if (res == 0) {
+        /* Peer's EOF: answer what it sent, then close. */
+        if (c->state == MTLS_CONN_LINGER || c->state == MTLS_CONN_HANDSHAKE)
+            mtls_conn_close(c, "peer closed");
+        else
+            conn_finish(c, false);
+    } else if (res != -ENOBUFS && res != -ECANCELED) {
+        mtls_conn_close(c, "recv error");
+    }
+    if (!more) {
+        c->recv_armed = false;
+        /* Re-arm unless stopped on purpose; -ENOBUFS is back-pressure from
+         * the buffer ring, not an error: just ask again. */
+        if (res != 0 && !c->paused && c->state != MTLS_CONN_DEAD &&
+            (res > 0 || res == -ENOBUFS)) {
+            mtls_ring_recv(&w->ring, c->fd, c);
+            c->recv_armed = true;
+            c->refs++;
+        }
+        conn_unref(c);
+    }
+}
+
+void mtls_conn_on_send(struct mtls_conn *c, int res)
+{
+    struct mtls_worker *w = c->w;
+
+    c->send_inflight = false;
+    if (c->state != MTLS_CONN_DEAD) {
+        if (res < 0) {
+            mtls_conn_close(c, "send error");
+        } else {
+            c->flight_sent += (size_t)res;
+            if (c->flight_sent < c->out_flight.len) {
+                /* Short send: the rest goes first, still from the kernel's buffer. */
+                mtls_ring_send(&w->ring, c->fd, c->out_flight.data + c->flight_sent,
+                               c->out_flight.len - c->flight_sent, c);
+                c->send_inflight = true;
+                c->refs++;
+            } else {
+                c->out_flight.len = 0;
+                if (c->state == MTLS_CONN_ACTIVE)
+                    mtls_worker_timer_set(w, c, MTLS_TIMER_IDLE);
+                if (c->out_pending.len == 0) {
+                    /* Nothing queued: an idle connection keeps no buffers. */
+                    mtls_worker_buf_put(w, &c->out_flight);
+                    mtls_worker_buf_put(w, &c->out_pending);
+                }
+                if (c->paused && c->out_pending.len < OUT_LOW) {
+                    c->paused = false;
+                    struct mtls_buf left = c->in_left;
+                    memset(&c->in_left, 0, sizeof(c->in_left));
+                    conn_input(c, left.data, left.len);
+                    mtls_buf_free(&left);
+                    if (!c->paused && !c->recv_armed && c->state == MTLS_CONN_ACTIVE) {
+                        mtls_ring_recv(&w->ring, c->fd, c);
+                        c->recv_armed = true;
+                        c->refs++;
+                    }
+                }
+                conn_flush(c);
+            }
+        }
+    }
+    conn_unref(c);
+}
+
+void mtls_conn_on_timeout(struct mtls_conn *c)
+{
+    struct mtls_worker *w = c->w;
+
+    switch (c->timer) {
+    case MTLS_TIMER_HANDSHAKE:
+        METRIC_INC(&w->metrics, handshake_timeouts);
+        mtls_conn_close(c, "handshake timeout");
+        break;
+    case MTLS_TIMER_IDLE:
+        METRIC_INC(&w->metrics, idle_timeouts);
+        mtls_conn_close(c, "idle timeout");
+        break;
+    default:
+        mtls_conn_close(c, "linger timeout");
+        break;
+    }
+}
+
+void mtls_conn_drain(struct mtls_conn *c)
+{
+    if (c->state == MTLS_CONN_HANDSHAKE) {
+        mtls_conn_close(c, "shutting down");
+    } else if (c->state == MTLS_CONN_ACTIVE && mtls_http_idle(&c->http) && !c->paused &&
+               !c->send_inflight && c->out_pending.len == 0) {
+        conn_finish(c, true);
+    }
+    /* A connection in the middle of a request gets "Connection: close" on
+     * its answer (w->stopping) and ends after it. */
+}

@@ -1,0 +1,77 @@
+/* main.c: flags, signals, exit codes. 0: clean stop; 1: runtime failure;
+ * 2: bad command line or files. */
+#include "mtlsd/config.h"
+#include "mtlsd/log.h"
+#include "mtlsd/server.h"
+#include "mtlsd/tls.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#define MTLSD_VERSION "0.1.0"
+
+int main(int argc, char **argv)
+{
+    struct mtls_config cfg;
+    struct mtls_server srv;
+    char err[512] = "";
+    sigset_t sigs;
+    int sig, code;
+
+    mtls_config_defaults(&cfg);
+    switch (mtls_config_parse(&cfg, argc, argv, stdout, err, sizeof(err))) {
+    case MTLS_CONFIG_OK:
+        break;
+    case MTLS_CONFIG_EXIT:
+        return 0;
+    case MTLS_CONFIG_VERSION:
+        printf("mtlsd %s\n", MTLSD_VERSION);
+        mtls_tls_describe(stdout);
+        return 0;
+    default:
+        fprintf(stderr, "mtlsd: %s\n", err);
+        return 2;
+    }
+    mtls_log_level = (enum mtls_log_level)cfg.log_level;
+
+    /* Workers inherit this mask: only this thread takes the signals. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (mtls_server_init(&srv, &cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "mtlsd: %s\n", err);
+        return 2;
+    }
+    if (mtls_server_start(&srv, err, sizeof(err)) < 0) {
+        fprintf(stderr, "mtlsd: %s\n", err);
+        mtls_server_stop(&srv);
+        mtls_server_wait(&srv);
+        mtls_server_destroy(&srv);
+        return 1;
+    }
+    log_info("listening on %s with %u worker%s (TLS >= 1.%d, client certificates required)",
+             cfg.listen_str, cfg.workers, cfg.workers == 1 ? "" : "s", cfg.tls_min - 10);
+
+    for (;;) {
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            log_warn("SIGHUP: reloading is not supported yet; ignored");
+            continue;
+        }
+        log_info("%s: stopping (grace %u ms)", sig == SIGINT ? "SIGINT" : "SIGTERM",
+                 cfg.shutdown_grace_ms);
+        break;
+    }
+    mtls_server_stop(&srv);
+    code = mtls_server_wait(&srv);
+    mtls_server_destroy(&srv);
+    log_info("stopped");
+    return code;
+}

@@ -1,0 +1,87 @@
+/* server.c: start-up order and worker lifetime. */
+#include "mtlsd/server.h"
+#include "mtlsd/log.h"
+#include "mtlsd/tls.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int readable(const char *flag, const char *path, char *err, size_t errlen)
+{
+    if (access(path, R_OK) != 0) {
+        snprintf(err, errlen, "%s %s: %s", flag, path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int mtls_server_init(struct mtls_server *s, const struct mtls_config *cfg, char *err,
+                     size_t errlen)
+{
+    memset(s, 0, sizeof(*s));
+    s->cfg = cfg;
+    if (readable("--cert", cfg->cert_file, err, errlen) < 0 ||
+        readable("--key", cfg->key_file, err, errlen) < 0 ||
+        readable("--client-ca", cfg->client_ca_file, err, errlen) < 0)
+        return -1;
+    if (mtls_tls_ctx_new(&s->tls, cfg, err, errlen) < 0)
+        return -1;
+    /* Workers are 64-byte aligned: their counters never share a line. */
+    s->workers = aligned_alloc(64, ((sizeof(struct mtls_worker) * cfg->workers + 63) / 64) * 64);
+    if (!s->workers) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (unsigned i = 0; i < cfg->workers; i++) {
+        if (mtls_worker_init(&s->workers[i], i, cfg, s->tls, err, errlen) < 0)
+            goto fail;
+        s->n_workers++;
+    }
+    return 0;
+fail:
+    mtls_server_destroy(s);
+    return -1;
+}
+
+int mtls_server_start(struct mtls_server *s, char *err, size_t errlen)
+{
+    for (unsigned i = 0; i < s->n_workers; i++) {
+        if (mtls_worker_start(&s->workers[i], err, errlen) < 0)
+            return -1;
+        s->n_started++;
+    }
+    return 0;
+}
+
+void mtls_server_stop(struct mtls_server *s)
+{
+    for (unsigned i = 0; i < s->n_started; i++)
+        mtls_worker_request_stop(&s->workers[i]);
+}
+
+int mtls_server_wait(struct mtls_server *s)
+{
+    int code = 0;
+
+    for (unsigned i = 0; i < s->n_started; i++) {
+        mtls_worker_join(&s->workers[i]);
+        if (s->workers[i].exit_code)
+            code = s->workers[i].exit_code;
+    }
+    s->n_started = 0;
+    return code;
+}
+
+void mtls_server_destroy(struct mtls_server *s)
+{
+    for (unsigned i = 0; i < s->n_workers; i++)
+        mtls_worker_destroy(&s->workers[i]);
+    free(s->workers);
+    s->workers = NULL;
+    s->n_workers = 0;
+    mtls_tls_ctx_free(s->tls);
+    s->tls = NULL;
+}

@@ -1,0 +1,271 @@
+/* tls.c: the wolfSSL adapter. Ciphertext in and out goes through buffers
+ * the connection owns (h2o's read_bio/write_bio idea), so the worker can hand
+ * whole flights to io_uring and wolfSSL never blocks or touches a socket. */
+#include "mtlsd/tls.h"
+#include "mtlsd/log.h"
+#include "mtlsd/verify.h"
+#include "mtlsd/wolfssl.h"
+
+#include <errno.h>
+#include <string.h>
+
+struct mtls_tls_ctx {
+    WOLFSSL_CTX *ctx;
+};
+
+/* wolfSSL asks for `sz` bytes; hand over what was fed, never more. */
+static int on_cbio_recv(WOLFSSL *ssl, char *buf, int sz, void *arg)
+{
+    struct mtls_tls *t = arg;
+    size_t n;
+
+    (void)ssl;
+    if (t->in_len == 0)
+        return WOLFSSL_CBIO_ERR_WANT_READ;
+    n = t->in_len < (size_t)sz ? t->in_len : (size_t)sz;
+    memcpy(buf, t->in, n);
+    t->in += n;
+    t->in_len -= n;
+    return (int)n;
+}
+
+/* Appending never blocks: the connection sends the whole flight at once and
+ * bounds the buffer by pausing input (conn.c). */
+static int on_cbio_send(WOLFSSL *ssl, char *buf, int sz, void *arg)
+{
+    struct mtls_tls *t = arg;
+
+    (void)ssl;
+    if (mtls_buf_append(t->out, buf, (size_t)sz) < 0)
+        return WOLFSSL_CBIO_ERR_GENERAL;
+    return sz;
+}
+
+static const char *err_string(int err)
+{
+    static __thread char text[WOLFSSL_MAX_ERROR_SZ];
+
+    wolfSSL_ERR_error_string_n((unsigned long)err, text, sizeof(text));
+    return text;
+}
+
+int mtls_tls_ctx_new(struct mtls_tls_ctx **out, const struct mtls_config *cfg, char *err,
+                     size_t errlen)
+{
+    /* Only AEAD suites with forward secrecy; TLS 1.0/1.1 are not compiled in. */
+    static const char ciphers[] =
+        "TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:TLS13-CHACHA20-POLY1305-SHA256:"
+        "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+        "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+        "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+    int groups[] = {WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_SECP384R1};
+    struct mtls_tls_ctx *c;
+    WOLFSSL_CTX *ctx = NULL;
+    int ret;
+
+    if (wolfSSL_lib_version_hex() != LIBWOLFSSL_VERSION_HEX) {
+        snprintf(err, errlen, "wolfSSL headers (%s) do not match the library (%s)",
+                 LIBWOLFSSL_VERSION_STRING, wolfSSL_lib_version());
+        return -1;
+    }
+    if (wolfSSL_Init() != WOLFSSL_SUCCESS) {
+        snprintf(err, errlen, "wolfSSL_Init failed");
+        return -1;
+    }
+    c = calloc(1, sizeof(*c));
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    ctx = wolfSSL_CTX_new(wolfSSLv23_server_method());
+    if (!ctx) {
+        snprintf(err, errlen, "wolfSSL_CTX_new failed");
+        goto fail;
+    }
+    if (wolfSSL_CTX_SetMinVersion(ctx, cfg->tls_min == 13 ? WOLFSSL_TLSV1_3
+                                                          : WOLFSSL_TLSV1_2) != WOLFSSL_SUCCESS) {
+        snprintf(err, errlen, "cannot set the minimum TLS version");
+        goto fail;
+    }
+    if (wolfSSL_CTX_set_cipher_list(ctx, ciphers) != WOLFSSL_SUCCESS ||
+        wolfSSL_CTX_set_groups(ctx, groups, (int)(sizeof(groups) / sizeof(groups[0]))) !=
+            WOLFSSL_SUCCESS) {
+        snprintf(err, errlen, "cannot set cipher suites or groups");
+        goto fail;
+    }
+    wolfSSL_CTX_SetMinRsaKey_Sz(ctx, 2048);
+    wolfSSL_CTX_SetMinEccKey_Sz(ctx, 256);
+
+    ret = wolfSSL_CTX_use_certificate_chain_file(ctx, cfg->cert_file);
+    if (ret != WOLFSSL_SUCCESS) {
+        snprintf(err, errlen, "--cert %s: cannot load a PEM certificate chain (%s)",
+                 cfg->cert_file, err_string(ret));
+        goto fail;
+    }
+    ret = wolfSSL_CTX_use_PrivateKey_file(ctx, cfg->key_file, WOLFSSL_FILETYPE_PEM);
+    if (ret != WOLFSSL_SUCCESS) {
+        snprintf(err, errlen, "--key %s: cannot load a PEM private key (%s)", cfg->key_file,
+                 err_string(ret));
+        goto fail;
+    }
+    if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS) {
+        snprintf(err, errlen, "--key %s does not match the certificate in --cert %s",
+                 cfg->key_file, cfg->cert_file);
+        goto fail;
+    }
+    if (mtls_verify_setup(ctx, cfg, err, errlen) < 0)
+        goto fail;
+
+    /* Resumption would skip the verify callback and so arrive without an
+     * identity; until identity travels with the ticket (issue #4), every
+     * connection does a full handshake (fail closed). */
+    wolfSSL_CTX_no_ticket_TLSv13(ctx);
+    wolfSSL_CTX_NoTicketTLSv12(ctx);
+    wolfSSL_CTX_set_session_cache_mode(ctx, WOLFSSL_SESS_CACHE_OFF);
+
+    wolfSSL_CTX_SetIORecv(ctx, on_cbio_recv);
+    wolfSSL_CTX_SetIOSend(ctx, on_cbio_send);
+    c->ctx = ctx;
+    *out = c;
+    return 0;
+fail:
+    if (ctx)
+        wolfSSL_CTX_free(ctx);
+    free(c);
+    return -1;
+}
+
+void mtls_tls_ctx_free(struct mtls_tls_ctx *c)
+{
+    if (!c)
+        return;
+    wolfSSL_CTX_free(c->ctx);
+    free(c);
+    wolfSSL_Cleanup();
+}
+
+int mtls_tls_new(struct mtls_tls *t, struct mtls_tls_ctx *ctx, struct mtls_buf *out)
+{
+    WOLFSSL *ssl = wolfSSL_new(ctx->ctx);
+
+    memset(t, 0, sizeof(*t));
+    if (!ssl)
+        return -ENOMEM;
+    t->ssl = ssl;
+    t->out = out;
+    wolfSSL_SetIOReadCtx(ssl, t);
+    wolfSSL_SetIOWriteCtx(ssl, t);
+    wolfSSL_SetCertCbCtx(ssl, &t->identity);
+    return 0;
+}
+
+void mtls_tls_free(struct mtls_tls *t)
+{
+    if (t->ssl)
+        wolfSSL_free(t->ssl);
+    t->ssl = NULL;
+    mtls_identity_free(t->identity);
+    t->identity = NULL;
+}
+
+enum mtls_tls_status mtls_tls_handshake(struct mtls_tls *t, const char **why)
+{
+    int ret = wolfSSL_accept(t->ssl), err;
+
+    if (ret == WOLFSSL_SUCCESS) {
+        if (!t->identity) {
+            /* Fail closed: a handshake that ends without a verified client
+             * certificate (a resumption, or a library quirk) is not served. */
+            *why = "handshake completed without a verified client identity";
+            return MTLS_TLS_ERROR;
+        }
+        return MTLS_TLS_OK;
+    }
+    err = wolfSSL_get_error(t->ssl, ret);
+    if (err == WOLFSSL_ERROR_WANT_READ)
+        return MTLS_TLS_AGAIN;
+    *why = err_string(err);
+    return MTLS_TLS_ERROR;
+}
+
+enum mtls_tls_status mtls_tls_read(struct mtls_tls *t, uint8_t *buf, size_t cap, size_t *n)
+{
+    int ret = wolfSSL_read(t->ssl, buf, cap > INT32_MAX ? INT32_MAX : (int)cap), err;
+
+    if (ret > 0) {
+        *n = (size_t)ret;
+        return MTLS_TLS_OK;
+    }
+    *n = 0;
+    err = wolfSSL_get_error(t->ssl, ret);
+    if (err == WOLFSSL_ERROR_WANT_READ)
+        return MTLS_TLS_AGAIN;
+    if (err == WOLFSSL_ERROR_ZERO_RETURN)
+        return MTLS_TLS_CLOSED;
+    log_debug("tls read: %s", err_string(err));
+    return MTLS_TLS_ERROR;
+}
+
+int mtls_tls_write(struct mtls_tls *t, const void *p, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (n > INT32_MAX)
+        return -1;
+    return wolfSSL_write(t->ssl, p, (int)n) == (int)n ? 0 : -1;
+}
+
+void mtls_tls_close_notify(struct mtls_tls *t)
+{
+    /* One-way: we do not wait for the peer's close_notify. */
+    (void)wolfSSL_shutdown(t->ssl);
+}
+
+const char *mtls_tls_version_name(const struct mtls_tls *t)
+{
+    return wolfSSL_get_version(t->ssl);
+}
+
+const char *mtls_tls_cipher_name(const struct mtls_tls *t)
+{
+    return wolfSSL_get_cipher_name(t->ssl);
+}
+
+bool mtls_tls_resumed(const struct mtls_tls *t)
+{
+    return wolfSSL_session_reused(t->ssl) == 1;
+}
+
+void mtls_tls_describe(FILE *f)
+{
+    fprintf(f, "wolfSSL %s (%s)\n", wolfSSL_lib_version(),
+#ifdef MTLSD_SYSTEM_WOLFSSL
+            "system library"
+#else
+            "built from Debian's source package by scripts/deps.sh"
+#endif
+    );
+    fputs("assembly speed-ups:", f);
+    int any = 0;
+#ifdef WOLFSSL_AESNI
+    fputs(" aesni", f), any = 1;
+#endif
+#ifdef USE_INTEL_SPEEDUP
+    fputs(" intelasm(avx1/avx2)", f), any = 1;
+#endif
+#ifdef WOLFSSL_SP_X86_64_ASM
+    fputs(" sp-x86_64-asm", f), any = 1;
+#endif
+#if defined(WOLFSSL_HAVE_SP_ECC)
+    fputs(" sp-ecc-p256", f), any = 1;
+#endif
+#if defined(WOLFSSL_HAVE_SP_RSA)
+    fputs(" sp-rsa", f), any = 1;
+#endif
+    if (!any)
+        fputs(" none (expect ~9x slower ECDSA and ~180x slower AES-GCM)", f);
+    fputc('\n', f);
+#ifdef FP_ECC
+    fputs("warning: FP_ECC fixed-point cache is on (slower for ephemeral keys)\n", f);
+#endif
+}
