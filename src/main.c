@@ -62,7 +62,7 @@ int main(int argc, char **argv)
         if (sigwait(&sigs, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            log_warn("SIGHUP: reloading is not supported yet; ignored");
+            mtls_server_reload(&srv);
             continue;
         }
         log_info("%s: stopping (grace %u ms)", sig == SIGINT ? "SIGINT" : "SIGTERM",

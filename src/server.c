@@ -62,6 +62,12 @@ void mtls_server_stop(struct mtls_server *s)
         mtls_worker_request_stop(&s->workers[i]);
 }
 
+void mtls_server_reload(struct mtls_server *s)
+{
+    (void)s;
+    log_info("SIGHUP: nothing to reload yet");
+}
+
 int mtls_server_wait(struct mtls_server *s)
 {
     int code = 0;

@@ -21,6 +21,13 @@
 #error "mtlsd needs wolfSSL built with WOLFSSL_ALWAYS_VERIFY_CB and WOLFSSL_VERIFY_CB_ALL_CERTS"
 #endif
 
+static uint64_t trust_generation = 1;
+
+uint64_t mtls_verify_generation(void)
+{
+    return __atomic_load_n(&trust_generation, __ATOMIC_ACQUIRE);
+}
+
 void mtls_identity_free(struct mtls_identity *id)
 {
     free(id);

@@ -20,6 +20,8 @@ int mtls_server_init(struct mtls_server *s, const struct mtls_config *cfg, char 
                      size_t errlen);
 int mtls_server_start(struct mtls_server *s, char *err, size_t errlen);
 void mtls_server_stop(struct mtls_server *s);
+/* SIGHUP: re-reads what can change at run time; keeps serving on failure. */
+void mtls_server_reload(struct mtls_server *s);
 /* Waits for every worker; returns the exit code. */
 int mtls_server_wait(struct mtls_server *s);
 void mtls_server_destroy(struct mtls_server *s);

@@ -17,6 +17,11 @@
 int mtls_verify_setup(WOLFSSL_CTX *ctx, const struct mtls_config *cfg, char *err,
                       size_t errlen);
 
+/* The trust generation: bumped whenever the trusted CAs or CRLs change
+ * (SIGHUP). Anything verified under an older generation (cached chains,
+ * session tickets) must not be trusted again without a new verification. */
+uint64_t mtls_verify_generation(void);
+
 /* Parses a certificate's DER into a freshly allocated identity; NULL when it
  * is malformed or carries a name with an embedded NUL. */
 struct mtls_identity *mtls_identity_from_der(const uint8_t *der, size_t len);
