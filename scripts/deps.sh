@@ -35,12 +35,15 @@ WOLF_CONFIGURE=(--enable-static --disable-shared --with-pic
     --enable-altcertchains --disable-dh --disable-examples --disable-crypttests
     --disable-benchmark --disable-oldnames)
 WOLF_CFLAGS="-O2 -g -DWOLFSSL_ALWAYS_VERIFY_CB -DWOLFSSL_VERIFY_CB_ALL_CERTS \
--DWOLFSSL_IP_ALT_NAME -DHAVE_EX_DATA -DWOLFSSL_NO_FENCE"
+-DWOLFSSL_IP_ALT_NAME -DHAVE_EX_DATA -DWOLFSSL_NO_FENCE -DWOLFSSL_CERT_EXT"
 WOLF_CFLAGS=$(echo "$WOLF_CFLAGS" | tr -s ' ')
 
 key=$(printf '%s\n' "${WOLF_CONFIGURE[@]}" "$WOLF_CFLAGS" "v1" | sha256sum | cut -c1-12)
 PREFIX="$CACHE/wolfssl-$key"
 
+# One build at a time (parallel test runs share the cache).
+exec 9>"$CACHE/.lock"
+flock 9
 if [ ! -f "$PREFIX/.complete" ]; then
     echo "deps: building wolfSSL into $PREFIX (once; cached)" >&2
     work="$CACHE/src-$key"
@@ -64,4 +67,5 @@ if [ ! -f "$PREFIX/.complete" ]; then
     touch "$PREFIX/.complete"
     rm -rf "$work"
 fi
+flock -u 9
 echo "$PREFIX"

@@ -1,5 +1,6 @@
 /* routes.c: the built-in routes and HTTP/1.1 response framing. */
 #include "mtlsd/routes.h"
+#include "mtlsd/authz.h"
 #include "mtlsd/metrics.h"
 
 #include <stdarg.h>
@@ -159,6 +160,8 @@ static int whoami(struct mtls_buf *b, const struct mtls_peer *peer)
     mtls_buf_append(b, num, strlen(num));
     json_key(b, "resumed", false);
     mtls_buf_append(b, peer->resumed ? "true" : "false", peer->resumed ? 4 : 5);
+    json_key(b, "chain_cached", false);
+    mtls_buf_append(b, peer->chain_cached ? "true" : "false", peer->chain_cached ? 4 : 5);
     return mtls_buf_append(b, "}\n", 2);
 }
 
@@ -179,6 +182,13 @@ int mtls_route(const struct mtls_http_request *req, const struct mtls_peer *peer
     struct mtls_buf body = {0};
     int status;
 
+    /* Authorization before anything else: without it a client learns
+     * nothing, not even which paths exist. */
+    if (!mtls_authz_public(req->target, req->path_len) &&
+        !mtls_authz_allowed(peer->identity, time(NULL))) {
+        static const char msg[] = "forbidden: no verified and authorized client certificate\n";
+        return respond(out, 403, "text/plain", msg, sizeof(msg) - 1, head, close, ka10, NULL);
+    }
     if (!known) {
         static const char msg[] = "not found\n";
         return respond(out, 404, "text/plain", msg, sizeof(msg) - 1, head, close, ka10, NULL);
@@ -194,7 +204,7 @@ int mtls_route(const struct mtls_http_request *req, const struct mtls_peer *peer
     if (path_is(req, "/healthz"))
         return respond(out, 200, "text/plain", "ok\n", 3, head, close, ka10, NULL);
     if (path_is(req, "/whoami")) {
-        if (!peer->identity) /* unreachable while the handshake requires one */
+        if (!peer->identity) /* a public /whoami without a certificate */
             return respond(out, 403, "text/plain", "forbidden\n", 10, head, close, ka10,
                            NULL);
         if (whoami(&body, peer) < 0)

@@ -7,6 +7,7 @@
 #include "mtlsd/buf.h"
 #include "mtlsd/config.h"
 #include "mtlsd/identity.h"
+#include "mtlsd/metrics.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -27,11 +28,20 @@ struct mtls_tls {
     size_t in_len;
     struct mtls_buf *out;             /* ciphertext to send */
     struct mtls_identity *identity;   /* set by the verify callback */
+    const char *verify_error;         /* why the presented chain was refused */
+    struct mtls_metrics *metrics;     /* the worker's counters */
+    int client_auth;                  /* enum mtls_client_auth */
+    bool cert_presented;
+    bool chain_cached;                /* identity came from the chain cache */
 };
 
 int mtls_tls_ctx_new(struct mtls_tls_ctx **out, const struct mtls_config *cfg, char *err,
                      size_t errlen);
 void mtls_tls_ctx_free(struct mtls_tls_ctx *ctx);
+/* SIGHUP: server certificate and key, --client-ca, --crl. New handshakes
+ * use the new material; established connections are untouched. On failure
+ * the old material stays and `err` says why. */
+int mtls_tls_ctx_reload(struct mtls_tls_ctx *ctx, char *err, size_t errlen);
 
 /* 0 or -ENOMEM. `out` must stay at the same address for the connection's life. */
 int mtls_tls_new(struct mtls_tls *t, struct mtls_tls_ctx *ctx, struct mtls_buf *out);
