@@ -46,6 +46,15 @@
 #endif
 
 #define MAX_CHAIN 9      /* wolfSSL's MAX_CHAIN_DEPTH */
+
+/* "Issuer not found", the one error we override. Builds with
+ * OPENSSL_COMPATIBLE_DEFAULTS (Debian's libwolfssl) report it as OpenSSL's
+ * X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY. */
+#ifdef OPENSSL_COMPATIBLE_DEFAULTS
+#define NO_SIGNER(err) ((err) == 20 || (err) == ASN_NO_SIGNER_E)
+#else
+#define NO_SIGNER(err) ((err) == ASN_NO_SIGNER_E)
+#endif
 #define MIN_RSA_BITS 2048
 
 /* Trust material: immutable once loaded, replaced whole on reload. */
@@ -281,7 +290,13 @@ static void trust_free(struct trust *t)
  * overlook date errors only. */
 static int on_cm_verify(int ok, WOLFSSL_X509_STORE_CTX *store)
 {
-    if (!ok && (store->error == ASN_BEFORE_DATE_E || store->error == ASN_AFTER_DATE_E))
+    int e = store->error;
+
+#ifdef OPENSSL_COMPATIBLE_DEFAULTS
+    if (!ok && (e == 9 || e == 10)) /* X509_V_ERR_CERT_NOT_YET_VALID, _HAS_EXPIRED */
+        return 1;
+#endif
+    if (!ok && (e == ASN_BEFORE_DATE_E || e == ASN_AFTER_DATE_E))
         return 1;
     return ok;
 }
@@ -684,9 +699,9 @@ static int on_verify(int preverify, WOLFSSL_X509_STORE_CTX *store)
     if (store->error_depth > 0) {
         /* An intermediate: "no signer" is expected (no CA is loaded) and the
          * whole chain is judged at depth 0. Anything else stays fatal. */
-        return preverify || store->error == ASN_NO_SIGNER_E;
+        return preverify || NO_SIGNER(store->error);
     }
-    if (!preverify && store->error != ASN_NO_SIGNER_E) {
+    if (!preverify && !NO_SIGNER(store->error)) {
         t->verify_error = reject_text[R_MALFORMED];
         count_reject(t->metrics, R_MALFORMED);
         return config->client_auth != MTLS_AUTH_VERIFY;
