@@ -402,8 +402,10 @@ void mtls_conn_on_recv(struct mtls_conn *c, int res, unsigned flags)
         c->recv_armed = false;
         /* Re-arm unless stopped on purpose; -ENOBUFS is back-pressure from
          * the buffer ring, not an error: just ask again. */
+        /* -ECANCELED: a pause cancelled it, but the connection may have
+         * resumed before the cancellation arrived. */
         if (res != 0 && !c->paused && c->state != MTLS_CONN_DEAD &&
-            (res > 0 || res == -ENOBUFS)) {
+            (res > 0 || res == -ENOBUFS || res == -ECANCELED)) {
             mtls_ring_recv(&w->ring, c->fd, c);
             c->recv_armed = true;
             c->refs++;

@@ -58,9 +58,15 @@
 #define MIN_RSA_BITS 2048
 
 /* Trust material: immutable once loaded, replaced whole on reload. */
+struct anchor {
+    struct mtls_buf der;          /* a --client-ca certificate */
+    uint8_t subject[KEYID_SIZE];  /* name hashes, to walk between anchors */
+    uint8_t issuer[KEYID_SIZE];
+};
+
 struct trust {
     WOLFSSL_CERT_MANAGER *cm;     /* anchors, and CRLs when configured */
-    struct mtls_buf *anchors;     /* DER of each --client-ca certificate */
+    struct anchor *anchors;
     unsigned n_anchors;
     bool crl;
 };
@@ -280,7 +286,7 @@ static void trust_free(struct trust *t)
     if (t->cm)
         wolfSSL_CertManagerFree(t->cm);
     for (unsigned i = 0; i < t->n_anchors; i++)
-        mtls_buf_free(&t->anchors[i]);
+        mtls_buf_free(&t->anchors[i].der);
     free(t->anchors);
     free(t);
 }
@@ -341,9 +347,12 @@ static struct trust *trust_load(const struct mtls_config *cfg, bool reload, char
                      cfg->client_ca_file, t->n_anchors + 1);
             goto fail;
         }
+        uint8_t subject[KEYID_SIZE], issuer[KEYID_SIZE];
         wc_InitDecodedCert(&dc, der, (word32)dlen, NULL);
         ok = wc_ParseCert(&dc, CERT_TYPE, NO_VERIFY, NULL) == 0 && dc.isCA &&
              (!dc.extKeyUsageSet || (dc.extKeyUsage & KEYUSE_KEY_CERT_SIGN));
+        memcpy(subject, dc.subjectHash, KEYID_SIZE);
+        memcpy(issuer, dc.issuerHash, KEYID_SIZE);
         wc_FreeDecodedCert(&dc);
         if (!ok) {
             snprintf(err, errlen,
@@ -359,12 +368,15 @@ static struct trust *trust_load(const struct mtls_config *cfg, bool reload, char
                      err_text(ret));
             goto fail;
         }
-        struct mtls_buf *a = realloc(t->anchors, (t->n_anchors + 1) * sizeof(*a));
+        struct anchor *a = realloc(t->anchors, (t->n_anchors + 1) * sizeof(*a));
         if (!a)
             goto oom;
         t->anchors = a;
-        memset(&a[t->n_anchors], 0, sizeof(*a));
-        if (mtls_buf_append(&a[t->n_anchors], der, (size_t)dlen) < 0)
+        a += t->n_anchors;
+        memset(a, 0, sizeof(*a));
+        memcpy(a->subject, subject, KEYID_SIZE);
+        memcpy(a->issuer, issuer, KEYID_SIZE);
+        if (mtls_buf_append(&a->der, der, (size_t)dlen) < 0)
             goto oom;
         t->n_anchors++;
     }
@@ -488,15 +500,14 @@ static enum reject check_dates(DecodedCert *dc, time_t now, time_t *not_after)
     return OK;
 }
 
-/* Is cert `i`'s issuer among the anchors? (name hash; the signature is
- * checked by the certificate manager) */
-static bool issued_by_anchor(DecodedCert *dc, const uint8_t (*anchor_subjects)[KEYID_SIZE],
-                             unsigned n)
+/* The anchor named `issuer` (a name hash; signatures are checked by the
+ * certificate manager), or -1. */
+static int find_anchor(const struct trust *t, const uint8_t *issuer)
 {
-    for (unsigned a = 0; a < n; a++)
-        if (memcmp(dc->issuerHash, anchor_subjects[a], KEYID_SIZE) == 0)
-            return true;
-    return false;
+    for (unsigned a = 0; a < t->n_anchors; a++)
+        if (memcmp(issuer, t->anchors[a].subject, KEYID_SIZE) == 0)
+            return (int)a;
+    return -1;
 }
 
 static enum reject cm_result(int ret)
@@ -518,7 +529,6 @@ static enum reject verify_chain(struct trust *t, const WOLFSSL_BUFFER_INFO *cert
                                 struct mtls_identity **out)
 {
     DecodedCert *dc;
-    uint8_t (*anchor_subjects)[KEYID_SIZE] = NULL;
     WOLFSSL_CERT_MANAGER *tmp = NULL;
     time_t now = time(NULL), valid_until = (time_t)INT64_MAX;
     enum reject r = OK;
@@ -529,17 +539,9 @@ static enum reject verify_chain(struct trust *t, const WOLFSSL_BUFFER_INFO *cert
     if (n > MAX_CHAIN)
         return R_DEPTH;
     dc = calloc((size_t)n, sizeof(*dc));
-    anchor_subjects = calloc(t->n_anchors, sizeof(*anchor_subjects));
-    if (!dc || !anchor_subjects) {
+    if (!dc) {
         r = R_MALFORMED;
         goto out;
-    }
-    for (unsigned a = 0; a < t->n_anchors; a++) {
-        DecodedCert ac;
-        wc_InitDecodedCert(&ac, t->anchors[a].data, (word32)t->anchors[a].len, NULL);
-        if (wc_ParseCert(&ac, CERT_TYPE, NO_VERIFY, NULL) == 0)
-            memcpy(anchor_subjects[a], ac.subjectHash, KEYID_SIZE);
-        wc_FreeDecodedCert(&ac);
     }
     for (i = 0; i < n; i++, parsed++) {
         wc_InitDecodedCert(&dc[i], certs[i].buffer, certs[i].length, NULL);
@@ -594,8 +596,7 @@ static enum reject verify_chain(struct trust *t, const WOLFSSL_BUFFER_INFO *cert
                 goto out;
             }
         }
-        if (issued_by_anchor(&dc[i], (const uint8_t(*)[KEYID_SIZE])anchor_subjects,
-                             t->n_anchors)) {
+        if (find_anchor(t, dc[i].issuerHash) >= 0) {
             top = i;
             break;
         }
@@ -625,8 +626,8 @@ static enum reject verify_chain(struct trust *t, const WOLFSSL_BUFFER_INFO *cert
         }
         wolfSSL_CertManagerSetVerify(tmp, on_cm_verify);
         for (unsigned a = 0; a < t->n_anchors; a++)
-            wolfSSL_CertManagerLoadCABuffer(tmp, t->anchors[a].data, (long)t->anchors[a].len,
-                                            WOLFSSL_FILETYPE_ASN1);
+            wolfSSL_CertManagerLoadCABuffer(tmp, t->anchors[a].der.data,
+                                            (long)t->anchors[a].der.len, WOLFSSL_FILETYPE_ASN1);
         for (i = top; i >= 1 && r == OK; i--) {
             /* Proven against what is loaded, then loaded for the next one. */
             r = cm_result(wolfSSL_CertManagerVerifyBuffer(tmp, certs[i].buffer,
@@ -655,6 +656,21 @@ static enum reject verify_chain(struct trust *t, const WOLFSSL_BUFFER_INFO *cert
                                               (int)certs[i].length);
         r = ret == WOLFSSL_SUCCESS ? OK : ret == ASN_NO_SIGNER_E ? R_CRL : cm_result(ret);
     }
+    /* ...and on up through the anchors: an intermediate listed in
+     * --client-ca can itself be revoked by its issuer's CRL. The walk ends
+     * at a self-issued root or at an anchor whose issuer is not listed. */
+    if (t->crl && r == OK) {
+        int a = find_anchor(t, dc[top].issuerHash);
+        for (unsigned steps = 0; a >= 0 && r == OK && steps < t->n_anchors; steps++) {
+            const struct anchor *an = &t->anchors[a];
+            if (memcmp(an->subject, an->issuer, KEYID_SIZE) == 0 ||
+                find_anchor(t, an->issuer) < 0)
+                break;
+            int ret = wolfSSL_CertManagerCheckCRL(t->cm, an->der.data, (int)an->der.len);
+            r = ret == WOLFSSL_SUCCESS ? OK : ret == ASN_NO_SIGNER_E ? R_CRL : cm_result(ret);
+            a = find_anchor(t, an->issuer);
+        }
+    }
     if (r != OK)
         goto out;
     *out = identity_from_decoded(&dc[0], certs[0].buffer, certs[0].length);
@@ -668,7 +684,6 @@ out:
     for (i = 0; dc && i < parsed && i < n; i++)
         wc_FreeDecodedCert(&dc[i]);
     free(dc);
-    free(anchor_subjects);
     return r;
 }
 
