@@ -26,9 +26,10 @@
  * pipelining client that does not read its responses); below LOW it goes on. */
 #define OUT_HIGH (256u * 1024)
 #define OUT_LOW (64u * 1024)
-/* Input kept while paused: what was already in flight when recv was
- * cancelled. More than this is a client ignoring flow control. */
-#define IN_LEFT_MAX (1024u * 1024)
+/* Input kept while paused: what the multishot receive had already taken
+ * before its cancellation landed, at most the worker's whole buffer ring.
+ * More than that cannot arrive; the check is a guard, not flow control. */
+#define IN_LEFT_MAX(w) ((size_t)(w)->cfg->recv_buffers * (w)->cfg->recv_buffer_size + 65536)
 
 static void conn_flush(struct mtls_conn *c);
 static void conn_pump(struct mtls_conn *c);
@@ -359,7 +360,7 @@ static void conn_input(struct mtls_conn *c, const uint8_t *p, size_t n)
         c->state == MTLS_CONN_DEAD)
         return; /* discard: we are on our way out */
     if (c->paused) {
-        if (c->in_left.len + n > IN_LEFT_MAX || mtls_buf_append(&c->in_left, p, n) < 0)
+        if (c->in_left.len + n > IN_LEFT_MAX(c->w) || mtls_buf_append(&c->in_left, p, n) < 0)
             mtls_conn_close(c, "input backlog over limit while paused");
         return;
     }
