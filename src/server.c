@@ -1,6 +1,7 @@
 /* server.c: start-up order and worker lifetime. */
 #include "mtlsd/server.h"
 #include "mtlsd/log.h"
+#include "mtlsd/tickets.h"
 #include "mtlsd/tls.h"
 
 #include <errno.h>
@@ -64,8 +65,18 @@ void mtls_server_stop(struct mtls_server *s)
 
 void mtls_server_reload(struct mtls_server *s)
 {
+    char err[512];
+
+    if (mtls_tls_reload(s->tls, err, sizeof(err)) < 0)
+        log_error("SIGHUP: %s; keeping the previous session ticket keys", err);
+    else
+        log_info("SIGHUP: reloaded");
+}
+
+unsigned mtls_server_tick(struct mtls_server *s)
+{
     (void)s;
-    log_info("SIGHUP: nothing to reload yet");
+    return mtls_tickets_tick();
 }
 
 int mtls_server_wait(struct mtls_server *s)

@@ -3,11 +3,14 @@
  * whole flights to io_uring and wolfSSL never blocks or touches a socket. */
 #include "mtlsd/tls.h"
 #include "mtlsd/log.h"
+#include "mtlsd/metrics.h"
+#include "mtlsd/tickets.h"
 #include "mtlsd/verify.h"
 #include "mtlsd/wolfssl.h"
 
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 struct mtls_tls_ctx {
     WOLFSSL_CTX *ctx;
@@ -116,12 +119,10 @@ int mtls_tls_ctx_new(struct mtls_tls_ctx **out, const struct mtls_config *cfg, c
     if (mtls_verify_setup(ctx, cfg, err, errlen) < 0)
         goto fail;
 
-    /* Resumption would skip the verify callback and so arrive without an
-     * identity; until identity travels with the ticket (issue #4), every
-     * connection does a full handshake (fail closed). */
-    wolfSSL_CTX_no_ticket_TLSv13(ctx);
-    wolfSSL_CTX_NoTicketTLSv12(ctx);
-    wolfSSL_CTX_set_session_cache_mode(ctx, WOLFSSL_SESS_CACHE_OFF);
+    /* Resumption skips the verify callback: the identity travels sealed in
+     * the ticket instead (tickets.c). */
+    if (mtls_tickets_init(cfg, err, errlen) < 0 || mtls_tickets_setup(ctx, cfg, err, errlen) < 0)
+        goto fail;
 
     wolfSSL_CTX_SetIORecv(ctx, on_cbio_recv);
     wolfSSL_CTX_SetIOSend(ctx, on_cbio_send);
@@ -141,10 +142,18 @@ void mtls_tls_ctx_free(struct mtls_tls_ctx *c)
         return;
     wolfSSL_CTX_free(c->ctx);
     free(c);
+    mtls_tickets_shutdown();
     wolfSSL_Cleanup();
 }
 
-int mtls_tls_new(struct mtls_tls *t, struct mtls_tls_ctx *ctx, struct mtls_buf *out)
+int mtls_tls_reload(struct mtls_tls_ctx *ctx, char *err, size_t errlen)
+{
+    (void)ctx;
+    return mtls_tickets_reload(err, errlen);
+}
+
+int mtls_tls_new(struct mtls_tls *t, struct mtls_tls_ctx *ctx, struct mtls_buf *out,
+                 struct mtls_metrics *metrics)
 {
     WOLFSSL *ssl = wolfSSL_new(ctx->ctx);
 
@@ -153,6 +162,8 @@ int mtls_tls_new(struct mtls_tls *t, struct mtls_tls_ctx *ctx, struct mtls_buf *
         return -ENOMEM;
     t->ssl = ssl;
     t->out = out;
+    t->metrics = metrics;
+    t->generation = mtls_verify_generation();
     wolfSSL_SetIOReadCtx(ssl, t);
     wolfSSL_SetIOWriteCtx(ssl, t);
     wolfSSL_SetCertCbCtx(ssl, &t->identity);
@@ -166,6 +177,8 @@ void mtls_tls_free(struct mtls_tls *t)
     t->ssl = NULL;
     mtls_identity_free(t->identity);
     t->identity = NULL;
+    mtls_identity_free(t->ticket_identity);
+    t->ticket_identity = NULL;
 }
 
 enum mtls_tls_status mtls_tls_handshake(struct mtls_tls *t, const char **why)
@@ -173,12 +186,35 @@ enum mtls_tls_status mtls_tls_handshake(struct mtls_tls *t, const char **why)
     int ret = wolfSSL_accept(t->ssl), err;
 
     if (ret == WOLFSSL_SUCCESS) {
+        if (wolfSSL_session_reused(t->ssl) == 1) {
+            /* Resumed: the verify callback did not run; the identity is the
+             * one our ticket callback restored and checked. A resumption
+             * without one (a session-ID hit, a library quirk) or with both
+             * is not served. */
+            if (t->identity || !t->ticket_identity) {
+                *why = "resumed handshake without a restorable client identity";
+                return MTLS_TLS_ERROR;
+            }
+            t->identity = t->ticket_identity;
+            t->ticket_identity = NULL;
+            t->auth_time = t->ticket_auth_time;
+            t->resumed = wolfSSL_GetVersion(t->ssl) == WOLFSSL_TLSV1_3
+                             ? MTLS_RESUME_TLS13_TICKET
+                             : MTLS_RESUME_TLS12_TICKET;
+            return MTLS_TLS_OK;
+        }
+        /* Full handshake: a ticket the callback accepted but wolfSSL did not
+         * resume with counts for nothing. */
+        mtls_identity_free(t->ticket_identity);
+        t->ticket_identity = NULL;
         if (!t->identity) {
             /* Fail closed: a handshake that ends without a verified client
-             * certificate (a resumption, or a library quirk) is not served. */
+             * certificate (a library quirk) is not served. */
             *why = "handshake completed without a verified client identity";
             return MTLS_TLS_ERROR;
         }
+        t->auth_time = (int64_t)time(NULL);
+        t->resumed = MTLS_RESUME_NONE;
         return MTLS_TLS_OK;
     }
     err = wolfSSL_get_error(t->ssl, ret);
@@ -233,7 +269,7 @@ const char *mtls_tls_cipher_name(const struct mtls_tls *t)
 
 bool mtls_tls_resumed(const struct mtls_tls *t)
 {
-    return wolfSSL_session_reused(t->ssl) == 1;
+    return t->resumed != MTLS_RESUME_NONE;
 }
 
 void mtls_tls_describe(FILE *f)

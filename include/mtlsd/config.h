@@ -20,6 +20,15 @@ struct mtls_config {
     const char *client_ca_file;
     int tls_min;               /* 12 or 13 */
 
+    bool tickets;              /* --tickets on|off */
+    const char *ticket_key_file;
+    unsigned ticket_rotate_s;  /* generated keys only */
+    bool ticket_rotate_set;
+    unsigned session_lifetime_s;
+    unsigned tls13_tickets;    /* tickets per full TLS 1.3 handshake */
+    bool tls13_psk_ke;         /* also resume without (EC)DHE */
+    unsigned session_cache;    /* TLS 1.2 session IDs: only 0 is supported */
+
     unsigned max_conns;        /* per worker */
     size_t max_header_bytes;
     unsigned max_headers;

@@ -21,20 +21,48 @@ enum mtls_tls_status {
     MTLS_TLS_ERROR,     /* fatal; an alert may be queued in the output */
 };
 
+/* How a handshake ended (after MTLS_TLS_OK). */
+enum mtls_tls_resume {
+    MTLS_RESUME_NONE,            /* full handshake */
+    MTLS_RESUME_TLS13_TICKET,
+    MTLS_RESUME_TLS12_TICKET,
+    MTLS_RESUME_TLS12_SESSION_ID,
+};
+
+struct mtls_metrics;
+
 struct mtls_tls {
     void *ssl;                        /* WOLFSSL*, opaque above this layer */
     const uint8_t *in;                /* ciphertext not yet consumed */
     size_t in_len;
     struct mtls_buf *out;             /* ciphertext to send */
-    struct mtls_identity *identity;   /* set by the verify callback */
+    struct mtls_identity *identity;   /* set by the verify callback; after a
+                                         resumed handshake, the one restored
+                                         from the ticket */
+    struct mtls_metrics *metrics;     /* the worker's counters */
+    /* Ticket state (tickets.c). The identity a ticket carried is kept apart
+     * until the handshake ends: wolfSSL may still decide on a full handshake
+     * after the ticket callback accepted a ticket, and then only the verify
+     * callback's identity counts. */
+    struct mtls_identity *ticket_identity;
+    uint64_t ticket_generation;       /* trust generation it was verified under */
+    int64_t ticket_auth_time;         /* when that full handshake happened */
+    uint64_t generation;              /* trust generation when this connection
+                                         started (conservative: a reload during
+                                         the handshake makes its tickets stale) */
+    int64_t auth_time;                /* full handshake: its time; resumed: the
+                                         original full handshake's */
+    enum mtls_tls_resume resumed;
 };
 
 int mtls_tls_ctx_new(struct mtls_tls_ctx **out, const struct mtls_config *cfg, char *err,
                      size_t errlen);
 void mtls_tls_ctx_free(struct mtls_tls_ctx *ctx);
 
-/* 0 or -ENOMEM. `out` must stay at the same address for the connection's life. */
-int mtls_tls_new(struct mtls_tls *t, struct mtls_tls_ctx *ctx, struct mtls_buf *out);
+/* 0 or -ENOMEM. `out` must stay at the same address for the connection's
+ * life; `metrics` gets the connection's ticket counters. */
+int mtls_tls_new(struct mtls_tls *t, struct mtls_tls_ctx *ctx, struct mtls_buf *out,
+                 struct mtls_metrics *metrics);
 void mtls_tls_free(struct mtls_tls *t);
 
 static inline void mtls_tls_feed(struct mtls_tls *t, const uint8_t *p, size_t n)
@@ -43,7 +71,8 @@ static inline void mtls_tls_feed(struct mtls_tls *t, const uint8_t *p, size_t n)
     t->in_len = n;
 }
 
-/* `why` gets a static description on MTLS_TLS_ERROR. */
+/* `why` gets a static description on MTLS_TLS_ERROR. On MTLS_TLS_OK,
+ * t->identity is set (fail closed otherwise) and t->resumed says how. */
 enum mtls_tls_status mtls_tls_handshake(struct mtls_tls *t, const char **why);
 /* Reads plaintext: *n > 0 with MTLS_TLS_OK; MTLS_TLS_AGAIN once the fed
  * ciphertext and wolfSSL's own buffer are exhausted. */
@@ -56,6 +85,10 @@ void mtls_tls_close_notify(struct mtls_tls *t);
 const char *mtls_tls_version_name(const struct mtls_tls *t);
 const char *mtls_tls_cipher_name(const struct mtls_tls *t);
 bool mtls_tls_resumed(const struct mtls_tls *t);
+
+/* SIGHUP: reloads what the TLS layer owns (ticket keys); -1 with `err`
+ * when something could not be reloaded (the old material stays). */
+int mtls_tls_reload(struct mtls_tls_ctx *ctx, char *err, size_t errlen);
 
 /* For --version: library version and speed-ups built in. */
 void mtls_tls_describe(FILE *f);
