@@ -498,12 +498,15 @@ static int refuse(const char *why)
     return WOLFSSL_TICKET_RET_REJECT;
 }
 
-#define REFUSE(t, field, why)                    \
-    do {                                         \
-        if ((t)->metrics)                        \
-            METRIC_INC((t)->metrics, field);     \
-        ret = refuse(why);                \
-        goto out;                                \
+/* wolfSSL calls the callback once per offered ticket per candidate cipher
+ * suite (tls13.c CheckPreSharedKeys): count a refusal once per connection. */
+#define REFUSE(t, field, why)                           \
+    do {                                                \
+        if ((t)->metrics && !(t)->ticket_refused)       \
+            METRIC_INC((t)->metrics, field);            \
+        (t)->ticket_refused = true;                     \
+        ret = refuse(why);                              \
+        goto out;                                       \
     } while (0)
 
 static int ticket_decrypt(WOLFSSL *ssl, struct mtls_tls *t, const uint8_t name[16],

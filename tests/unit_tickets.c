@@ -33,6 +33,8 @@ static struct mtls_identity *make_id(size_t name_len, time_t not_after)
     return id;
 }
 
+static struct mtls_tls *t_global;
+
 struct sealed {
     uint8_t name[16], iv[16], mac[32], ct[ENC_CAP];
     int len;
@@ -48,6 +50,7 @@ static int seal(WOLFSSL *ssl, struct sealed *s, const uint8_t *it)
 static int open_(WOLFSSL *ssl, struct sealed *s, int *out)
 {
     struct sealed c = *s; /* the callback decrypts in place */
+    t_global->ticket_refused = false; /* one connection per attempt */
     int ret = on_ticket(ssl, c.name, c.iv, c.mac, 0, c.ct, c.len, out, NULL);
     if (ret == WOLFSSL_TICKET_RET_OK || ret == WOLFSSL_TICKET_RET_CREATE)
         CHECK(memcmp(c.ct, "\x11\x22", 2) == 0);
@@ -75,6 +78,7 @@ int main(void)
     if (!ssl)
         return check_report();
     memset(&t, 0, sizeof(t));
+    t_global = &t;
     t.metrics = &m;
     t.generation = mtls_verify_generation();
     wolfSSL_SetIOReadCtx(ssl, &t);

@@ -52,6 +52,7 @@ struct mtls_tls {
                                          the handshake makes its tickets stale) */
     int64_t auth_time;                /* full handshake: its time; resumed: the
                                          original full handshake's */
+    bool ticket_refused;              /* a refusal was counted already */
     enum mtls_tls_resume resumed;
 };
 
