@@ -423,6 +423,29 @@ static bool tls13_psk_has_dhe(WOLFSSL *ssl)
 #endif
 }
 
+/* TLS 1.2: asks wolfSSL to send a fresh ticket in this (resumed) handshake.
+ * WOLFSSL_TICKET_RET_CREATE is meant for that, but wolfSSL 5.5.4 loses it
+ * (DoDecryptTicket returns 0 for both OK and CREATE, internal.c), so a
+ * client resuming under the previous key would never be moved to the
+ * current one and would fall back to a full handshake one period later.
+ * This does what TLSX_SessionTicket_Parse does for CREATE (tls.c). */
+static void tls12_renew(WOLFSSL *ssl)
+{
+#ifdef MTLSD_HAVE_WOLFSSL_INTERNAL
+    TLSX *ext;
+
+    if (TLSX_UseSessionTicket(&ssl->extensions, NULL, ssl->heap) != WOLFSSL_SUCCESS)
+        return;
+    ext = TLSX_Find(ssl->extensions, TLSX_SESSION_TICKET);
+    if (ext) {
+        ext->resp = 1;                  /* empty ticket extension in ServerHello */
+        ssl->options.createTicket = 1;  /* then a NewSessionTicket */
+    }
+#else
+    (void)ssl;
+#endif
+}
+
 static int ticket_encrypt(WOLFSSL *ssl, struct mtls_tls *t, uint8_t name[16], uint8_t iv[16],
                           uint8_t mac[32], uint8_t *ticket, int it_len, int *out_len)
 {
@@ -574,7 +597,9 @@ static int ticket_decrypt(WOLFSSL *ssl, struct mtls_tls *t, const uint8_t name[1
     *out_len = (int)it_len;
     /* TLS 1.2: a ticket under an older key gets a fresh one (TLS 1.3 sends a
      * new ticket on every resumption anyway, and resumes only on RET_OK). */
-    ret = (!tls13 && idx > 0) ? WOLFSSL_TICKET_RET_CREATE : WOLFSSL_TICKET_RET_OK;
+    if (!tls13 && idx > 0)
+        tls12_renew(ssl);
+    ret = WOLFSSL_TICKET_RET_OK;
 out:
     explicit_bzero(key, sizeof(key));
     explicit_bzero(plain, sizeof(plain));
