@@ -446,6 +446,23 @@ static void tls12_renew(WOLFSSL *ssl)
 #endif
 }
 
+/* A ticket that can never be opened (random name, IV, bytes and MAC), for
+ * when no usable one can be made (a wolfSSL without room for the record,
+ * no key): wolfSSL fails the handshake when the callback fails, and a
+ * ticket that never resumes costs the client only a full handshake. */
+static int ticket_garbage(struct mtls_tls *t, uint8_t name[16], uint8_t iv[16],
+                          uint8_t mac[32], uint8_t *ticket, int it_len, int *out_len)
+{
+    if (random_bytes(name, MTLS_TICKET_NAME_SIZE) < 0 || random_bytes(iv, AES_BLOCK) < 0 ||
+        random_bytes(mac, WC_SHA256_DIGEST_SIZE) < 0 ||
+        random_bytes(ticket, (size_t)it_len) < 0)
+        return WOLFSSL_TICKET_RET_FATAL;
+    *out_len = it_len;
+    if (t && t->metrics)
+        METRIC_INC(t->metrics, tickets_unusable);
+    return WOLFSSL_TICKET_RET_OK;
+}
+
 static int ticket_encrypt(WOLFSSL *ssl, struct mtls_tls *t, uint8_t name[16], uint8_t iv[16],
                           uint8_t mac[32], uint8_t *ticket, int it_len, int *out_len)
 {
@@ -458,8 +475,10 @@ static int ticket_encrypt(WOLFSSL *ssl, struct mtls_tls *t, uint8_t name[16], ui
     long idn = -1;
     int ret = WOLFSSL_TICKET_RET_FATAL;
 
-    if (it_len <= 0 || (size_t)it_len + RECORD_HEADER + 2 + AES_BLOCK > cap || cap > TICKET_MAX)
+    if (it_len <= 0 || cap > TICKET_MAX)
         return WOLFSSL_TICKET_RET_FATAL;
+    if ((size_t)it_len + RECORD_HEADER + 2 + AES_BLOCK > cap)
+        return ticket_garbage(t, name, iv, mac, ticket, it_len, out_len);
     /* Whose identity: the one verified in this handshake, or, on a resumed
      * one, the one restored from the client's ticket (with its original
      * generation and auth time). Anything else gets an unusable ticket. */
@@ -500,7 +519,11 @@ static int ticket_encrypt(WOLFSSL *ssl, struct mtls_tls *t, uint8_t name[16], ui
     memset(ticket + len, (int)pad, pad);
     len += pad;
 
-    if (key_lookup(NULL, key) < 0 || random_bytes(iv, AES_BLOCK) < 0)
+    if (key_lookup(NULL, key) < 0) {
+        ret = ticket_garbage(t, name, iv, mac, ticket, it_len, out_len);
+        goto out;
+    }
+    if (random_bytes(iv, AES_BLOCK) < 0)
         goto out;
     memcpy(name, key, MTLS_TICKET_NAME_SIZE);
     if (aes_cbc(key, iv, ticket, ticket, len, true) < 0 ||
@@ -627,7 +650,20 @@ int mtls_tickets_setup(WOLFSSL_CTX *ctx, const struct mtls_config *cfg, char *er
     /* No server-side session cache: TLS 1.2 session IDs would resume
      * without an identity we can restore (see README). */
     wolfSSL_CTX_set_session_cache_mode(ctx, WOLFSSL_SESS_CACHE_OFF);
-    if (!cfg->tickets) {
+    bool enabled = cfg->tickets;
+#ifdef MTLSD_HAVE_WOLFSSL_INTERNAL
+    /* A wolfSSL built without the padding from scripts/deps.sh has no room
+     * for even an empty record: every ticket would fail its handshake. */
+    if (enabled && WOLFSSL_TICKET_ENC_SZ < sizeof(InternalTicket) + RECORD_HEADER + 2 + AES_BLOCK + 256) {
+        log_warn("this wolfSSL leaves %d bytes for a session ticket: too few for a client "
+                 "identity (build it with -DWOLFSSL_TICKET_EXTRA_PADDING_SZ=1024, see "
+                 "scripts/deps.sh); session tickets are off",
+                 (int)WOLFSSL_TICKET_ENC_SZ);
+        enabled = false;
+    }
+#endif
+    if (!enabled) {
+        cfg_t.enabled = false;
         wolfSSL_CTX_no_ticket_TLSv13(ctx);
         wolfSSL_CTX_NoTicketTLSv12(ctx);
         return 0;
