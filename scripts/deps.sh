@@ -36,7 +36,7 @@ WOLF_CONFIGURE=(--enable-static --disable-shared --with-pic
     --disable-benchmark --disable-oldnames)
 WOLF_CFLAGS="-O2 -g -DWOLFSSL_ALWAYS_VERIFY_CB -DWOLFSSL_VERIFY_CB_ALL_CERTS \
 -DWOLFSSL_IP_ALT_NAME -DHAVE_EX_DATA -DWOLFSSL_NO_FENCE \
--DWOLFSSL_TICKET_EXTRA_PADDING_SZ=1024"
+-DWOLFSSL_TICKET_EXTRA_PADDING_SZ=1024 -DHAVE_EXT_CACHE"
 # WOLFSSL_TICKET_EXTRA_PADDING_SZ: room in each session ticket for the client
 # identity that src/tickets.c seals next to wolfSSL's own ticket (the default
 # 32 bytes hold nothing). It sizes every WOLFSSL_SESSION's static ticket

@@ -25,6 +25,7 @@ void mtls_config_defaults(struct mtls_config *cfg)
     cfg->ticket_rotate_s = 3600;
     cfg->session_lifetime_s = 3600;
     cfg->tls13_tickets = 1;
+    cfg->session_cache = 10000;
     cfg->max_conns = 10000;
     cfg->max_header_bytes = 8192;
     cfg->max_headers = 64;
@@ -75,8 +76,10 @@ void mtls_config_usage(FILE *f)
         "  --tls13-psk-ke           also resume TLS 1.3 clients that offer only psk_ke\n"
         "                           (no (EC)DHE): loses forward secrecy; default: such\n"
         "                           clients get a full handshake\n"
-        "  --session-cache N        TLS 1.2 session-ID cache size; only 0 (off) is\n"
-        "                           supported: see README \"Session resumption\"\n"
+        "  --session-cache N        TLS 1.2 session-ID resumption: sessions kept, shared\n"
+        "                           by all workers, each with its client identity and\n"
+        "                           the same checks as tickets; 0 disables (default\n"
+        "                           10000, about 0.5 KB each when used)\n"
         "\n"
         "Network and workers:\n"
         "  --listen HOST:PORT       address to listen on; [V6ADDR]:PORT for IPv6\n"
@@ -372,17 +375,10 @@ enum mtls_config_result mtls_config_parse(struct mtls_config *cfg, int argc, cha
             break;
         case OPT_TLS13_PSK_KE: cfg->tls13_psk_ke = true; break;
         case OPT_SESSION_CACHE:
-            if (parse_uint("session-cache", optarg, 0, 1000000, &v, err, errlen) < 0)
+            if (parse_uint("session-cache", optarg, 0, 10000000, &v, err, errlen) < 0)
                 return MTLS_CONFIG_ERROR;
-            if (v != 0) {
-                snprintf(err, errlen,
-                         "--session-cache %llu: TLS 1.2 session-ID resumption is not "
-                         "supported (it cannot carry the client identity safely yet); "
-                         "session tickets resume TLS 1.2 and 1.3 clients",
-                         v);
-                return MTLS_CONFIG_ERROR;
-            }
-            cfg->session_cache = 0;
+            cfg->session_cache = (unsigned)v;
+            cfg->session_cache_set = true;
             break;
         case 'h':
             mtls_config_usage(out);

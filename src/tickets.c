@@ -50,17 +50,8 @@
 /* wolfSSL has no server-side switch to refuse psk_ke (wolfSSL_CTX_no_dhe_psk
  * does the opposite); the callback reads the client's PSK key exchange
  * modes from the handshake's extensions, which needs the library's private
- * header (installed by scripts/deps.sh from the same source tree). */
-#if __has_include(<wolfssl/internal.h>)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wconversion"
-#pragma GCC diagnostic ignored "-Wshadow"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#pragma GCC diagnostic ignored "-Wstrict-prototypes"
-#include <wolfssl/internal.h>
-#pragma GCC diagnostic pop
-#define MTLSD_HAVE_WOLFSSL_INTERNAL 1
-#endif
+ * header. */
+#include "mtlsd/wolfssl_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -334,6 +325,53 @@ void mtls_tickets_shutdown(void)
     publish(NULL, 0);
 }
 
+/* ---- resumption policy (tickets and session IDs) ---------------------------- */
+
+int mtls_resume_check(uint64_t generation, int64_t auth_time, int64_t not_after)
+{
+    int64_t now = (int64_t)time(NULL);
+
+    if (generation != mtls_verify_generation())
+        return MTLS_REFUSE_GENERATION;
+    if (auth_time > now + 60 || now - auth_time > cfg_t.lifetime_s)
+        return MTLS_REFUSE_LIFETIME;
+    if (not_after == (int64_t)-1 || not_after < now)
+        return MTLS_REFUSE_EXPIRED_CERT;
+    return MTLS_REFUSE_NONE;
+}
+
+void mtls_resume_count_refusal(struct mtls_tls *t, int reason)
+{
+    static const char *const why[] = {
+        [MTLS_REFUSE_GENERATION] = "trust changed since the identity was verified",
+        [MTLS_REFUSE_LIFETIME] = "older than --session-lifetime",
+        [MTLS_REFUSE_EXPIRED_CERT] = "client certificate expired",
+        [MTLS_REFUSE_UNKNOWN_KEY] = "unknown key (rotated out or another key file)",
+        [MTLS_REFUSE_BAD] = "failed authentication or malformed",
+        [MTLS_REFUSE_NO_IDENTITY] = "issued without an identity",
+        [MTLS_REFUSE_PSK_KE] = "TLS 1.3 psk_ke without (EC)DHE",
+    };
+
+    if (reason <= MTLS_REFUSE_NONE || reason > MTLS_REFUSE_PSK_KE)
+        reason = MTLS_REFUSE_BAD; /* fail closed on an unknown reason */
+    log_debug("resumption refused: %s", why[reason]);
+    /* wolfSSL calls the ticket callback once per offered ticket per
+     * candidate cipher suite (tls13.c CheckPreSharedKeys): count a refusal
+     * once per connection. */
+    if (!t || !t->metrics || t->ticket_refused)
+        return;
+    t->ticket_refused = true;
+    switch (reason) {
+    case MTLS_REFUSE_GENERATION: METRIC_INC(t->metrics, resumption_refused_generation); break;
+    case MTLS_REFUSE_LIFETIME: METRIC_INC(t->metrics, resumption_refused_lifetime); break;
+    case MTLS_REFUSE_EXPIRED_CERT: METRIC_INC(t->metrics, resumption_refused_expired_cert); break;
+    case MTLS_REFUSE_UNKNOWN_KEY: METRIC_INC(t->metrics, resumption_refused_unknown_key); break;
+    case MTLS_REFUSE_NO_IDENTITY: METRIC_INC(t->metrics, resumption_refused_no_identity); break;
+    case MTLS_REFUSE_PSK_KE: METRIC_INC(t->metrics, resumption_refused_psk_ke); break;
+    default: METRIC_INC(t->metrics, resumption_refused_bad_ticket); break;
+    }
+}
+
 /* ---- the callback ------------------------------------------------------------ */
 
 static void put_u64(uint8_t *p, uint64_t v)
@@ -538,21 +576,11 @@ out:
     return ret;
 }
 
-static int refuse(const char *why)
-{
-    log_debug("session ticket refused: %s", why);
-    return WOLFSSL_TICKET_RET_REJECT;
-}
-
-/* wolfSSL calls the callback once per offered ticket per candidate cipher
- * suite (tls13.c CheckPreSharedKeys): count a refusal once per connection. */
-#define REFUSE(t, field, why)                           \
-    do {                                                \
-        if ((t)->metrics && !(t)->ticket_refused)       \
-            METRIC_INC((t)->metrics, field);            \
-        (t)->ticket_refused = true;                     \
-        ret = refuse(why);                              \
-        goto out;                                       \
+#define REFUSE(t, reason)                     \
+    do {                                      \
+        mtls_resume_count_refusal((t), (reason)); \
+        ret = WOLFSSL_TICKET_RET_REJECT;      \
+        goto out;                             \
     } while (0)
 
 static int ticket_decrypt(WOLFSSL *ssl, struct mtls_tls *t, const uint8_t name[16],
@@ -566,48 +594,47 @@ static int ticket_decrypt(WOLFSSL *ssl, struct mtls_tls *t, const uint8_t name[1
     size_t len = (size_t)in_len, pad, it_len;
     const uint8_t *rec;
     uint64_t gen;
-    int64_t auth, now;
-    int idx, ret = WOLFSSL_TICKET_RET_REJECT;
+    int64_t auth;
+    int idx, reason, ret = WOLFSSL_TICKET_RET_REJECT;
     bool tls13 = wolfSSL_GetVersion(ssl) == WOLFSSL_TLSV1_3;
 
     idx = key_lookup(name, key);
     if (idx < 0)
-        REFUSE(t, resumption_refused_unknown_key, "unknown key (rotated out or another key file)");
+        REFUSE(t, MTLS_REFUSE_UNKNOWN_KEY);
     if (in_len <= 0 || len > sizeof(plain) || len % AES_BLOCK != 0 ||
         mac_ticket(key, name, iv, ticket, len, want) < 0 || !equal_ct(want, mac, sizeof(want)))
-        REFUSE(t, resumption_refused_bad_ticket, "bad MAC or length");
+        REFUSE(t, MTLS_REFUSE_BAD);
     if (aes_cbc(key, iv, plain, ticket, len, false) < 0)
-        REFUSE(t, resumption_refused_bad_ticket, "cannot decrypt");
+        REFUSE(t, MTLS_REFUSE_BAD);
     pad = plain[len - 1];
     if (pad == 0 || pad > AES_BLOCK || pad + 2 > len)
-        REFUSE(t, resumption_refused_bad_ticket, "bad padding");
+        REFUSE(t, MTLS_REFUSE_BAD);
     for (size_t i = 0; i < pad; i++)
         if (plain[len - 1 - i] != pad)
-            REFUSE(t, resumption_refused_bad_ticket, "bad padding");
+            REFUSE(t, MTLS_REFUSE_BAD);
     len -= pad + 2;
     it_len = (size_t)plain[len] << 8 | plain[len + 1];
     if (it_len == 0 || it_len + RECORD_HEADER > len)
-        REFUSE(t, resumption_refused_bad_ticket, "bad layout");
+        REFUSE(t, MTLS_REFUSE_BAD);
     rec = plain + it_len;
     if (rec[0] != RECORD_VERSION)
-        REFUSE(t, resumption_refused_bad_ticket, "unknown record version");
+        REFUSE(t, MTLS_REFUSE_BAD);
     if (!(rec[1] & RECORD_USABLE))
-        REFUSE(t, resumption_refused_no_identity, "issued without an identity");
+        REFUSE(t, MTLS_REFUSE_NO_IDENTITY);
     gen = get_u64(rec + 2);
     auth = (int64_t)get_u64(rec + 10);
-    now = wall_now();
-    if (gen != mtls_verify_generation())
-        REFUSE(t, resumption_refused_generation, "trust changed since the identity was verified");
-    if (auth > now + 60 || now - auth > cfg_t.lifetime_s)
-        REFUSE(t, resumption_refused_lifetime, "older than --session-lifetime");
+    reason = mtls_resume_check(gen, auth, INT64_MAX); /* notAfter below */
+    if (reason != MTLS_REFUSE_NONE)
+        REFUSE(t, reason);
     if (tls13 && !cfg_t.allow_psk_ke && !tls13_psk_has_dhe(ssl))
-        REFUSE(t, resumption_refused_psk_ke, "TLS 1.3 psk_ke without (EC)DHE");
+        REFUSE(t, MTLS_REFUSE_PSK_KE);
     id = mtls_identity_deserialize(rec + RECORD_HEADER, len - it_len - RECORD_HEADER);
     if (!id)
-        REFUSE(t, resumption_refused_bad_ticket, "malformed identity");
-    if (id->not_after == (time_t)-1 || (int64_t)id->not_after < now) {
+        REFUSE(t, MTLS_REFUSE_BAD);
+    reason = mtls_resume_check(gen, auth, (int64_t)id->not_after);
+    if (reason != MTLS_REFUSE_NONE) {
         mtls_identity_free(id);
-        REFUSE(t, resumption_refused_expired_cert, "client certificate expired");
+        REFUSE(t, reason);
     }
     /* The last ticket the callback accepts is the one wolfSSL resumes with:
      * it tries the client's PSK identities in order and stops at the first
@@ -616,6 +643,7 @@ static int ticket_decrypt(WOLFSSL *ssl, struct mtls_tls *t, const uint8_t name[1
     t->ticket_identity = id;
     t->ticket_generation = gen;
     t->ticket_auth_time = auth;
+    t->ticket_kind = tls13 ? MTLS_RESUME_TLS13_TICKET : MTLS_RESUME_TLS12_TICKET;
     memcpy(ticket, plain, it_len);
     *out_len = (int)it_len;
     /* TLS 1.2: a ticket under an older key gets a fresh one (TLS 1.3 sends a
@@ -647,9 +675,6 @@ static int on_ticket(WOLFSSL *ssl, unsigned char key_name[WOLFSSL_TICKET_NAME_SZ
 int mtls_tickets_setup(WOLFSSL_CTX *ctx, const struct mtls_config *cfg, char *err,
                        size_t errlen)
 {
-    /* No server-side session cache: TLS 1.2 session IDs would resume
-     * without an identity we can restore (see README). */
-    wolfSSL_CTX_set_session_cache_mode(ctx, WOLFSSL_SESS_CACHE_OFF);
     bool enabled = cfg->tickets;
 #ifdef MTLSD_HAVE_WOLFSSL_INTERNAL
     /* A wolfSSL built without the padding from scripts/deps.sh has no room

@@ -4,6 +4,7 @@
 #include "mtlsd/tls.h"
 #include "mtlsd/log.h"
 #include "mtlsd/metrics.h"
+#include "mtlsd/sessions.h"
 #include "mtlsd/tickets.h"
 #include "mtlsd/verify.h"
 #include "mtlsd/wolfssl.h"
@@ -121,7 +122,8 @@ int mtls_tls_ctx_new(struct mtls_tls_ctx **out, const struct mtls_config *cfg, c
 
     /* Resumption skips the verify callback: the identity travels sealed in
      * the ticket instead (tickets.c). */
-    if (mtls_tickets_init(cfg, err, errlen) < 0 || mtls_tickets_setup(ctx, cfg, err, errlen) < 0)
+    if (mtls_tickets_init(cfg, err, errlen) < 0 || mtls_tickets_setup(ctx, cfg, err, errlen) < 0 ||
+        mtls_sessions_setup(ctx, cfg, err, errlen) < 0)
         goto fail;
 
     wolfSSL_CTX_SetIORecv(ctx, on_cbio_recv);
@@ -143,6 +145,7 @@ void mtls_tls_ctx_free(struct mtls_tls_ctx *c)
     wolfSSL_CTX_free(c->ctx);
     free(c);
     mtls_tickets_shutdown();
+    mtls_sessions_shutdown();
     wolfSSL_Cleanup();
 }
 
@@ -198,9 +201,11 @@ enum mtls_tls_status mtls_tls_handshake(struct mtls_tls *t, const char **why)
             t->identity = t->ticket_identity;
             t->ticket_identity = NULL;
             t->auth_time = t->ticket_auth_time;
-            t->resumed = wolfSSL_GetVersion(t->ssl) == WOLFSSL_TLSV1_3
-                             ? MTLS_RESUME_TLS13_TICKET
-                             : MTLS_RESUME_TLS12_TICKET;
+            t->resumed = t->ticket_kind;
+            if (t->resumed == MTLS_RESUME_NONE) {
+                *why = "resumed handshake of unknown kind";
+                return MTLS_TLS_ERROR;
+            }
             return MTLS_TLS_OK;
         }
         /* Full handshake: a ticket the callback accepted but wolfSSL did not

@@ -27,7 +27,8 @@ struct mtls_config {
     unsigned session_lifetime_s;
     unsigned tls13_tickets;    /* tickets per full TLS 1.3 handshake */
     bool tls13_psk_ke;         /* also resume without (EC)DHE */
-    unsigned session_cache;    /* TLS 1.2 session IDs: only 0 is supported */
+    unsigned session_cache;    /* TLS 1.2 session-ID cache slots; 0: off */
+    bool session_cache_set;
 
     unsigned max_conns;        /* per worker */
     size_t max_header_bytes;

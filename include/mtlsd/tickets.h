@@ -36,6 +36,25 @@ unsigned mtls_tickets_tick(void);
 /* Zeroes the keys. */
 void mtls_tickets_shutdown(void);
 
+/* Why a resumption is refused (a full handshake follows). */
+enum {
+    MTLS_REFUSE_NONE,
+    MTLS_REFUSE_GENERATION,   /* trust reloaded since the identity was verified */
+    MTLS_REFUSE_LIFETIME,     /* original full handshake older than --session-lifetime */
+    MTLS_REFUSE_EXPIRED_CERT, /* client certificate past notAfter */
+    MTLS_REFUSE_UNKNOWN_KEY,
+    MTLS_REFUSE_BAD,          /* failed authentication, malformed */
+    MTLS_REFUSE_NO_IDENTITY,
+    MTLS_REFUSE_PSK_KE,
+};
+/* The policy shared by tickets and session IDs: MTLS_REFUSE_NONE when an
+ * identity verified under `generation` at `auth_time` (unix seconds), whose
+ * certificate ends at `not_after`, may resume now. */
+int mtls_resume_check(uint64_t generation, int64_t auth_time, int64_t not_after);
+struct mtls_tls;
+/* Logs (debug) and counts a refusal, once per connection. */
+void mtls_resume_count_refusal(struct mtls_tls *t, int reason);
+
 /* Reads a key file into `keys` (newest first); -1 with `err` when the file is
  * unreadable, readable by group or others, empty, not a whole number of
  * records, or has more than `max`. Exposed for the unit test. */

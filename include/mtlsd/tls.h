@@ -44,9 +44,10 @@ struct mtls_tls {
      * until the handshake ends: wolfSSL may still decide on a full handshake
      * after the ticket callback accepted a ticket, and then only the verify
      * callback's identity counts. */
-    struct mtls_identity *ticket_identity;
+    struct mtls_identity *ticket_identity; /* from a ticket or the session-ID cache */
     uint64_t ticket_generation;       /* trust generation it was verified under */
     int64_t ticket_auth_time;         /* when that full handshake happened */
+    enum mtls_tls_resume ticket_kind; /* where it came from */
     uint64_t generation;              /* trust generation when this connection
                                          started (conservative: a reload during
                                          the handshake makes its tickets stale) */

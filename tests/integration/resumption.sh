@@ -14,10 +14,12 @@ C=$PKI/client.crt K=$PKI/client.key
 # sc VERSION SESS_OUT [SESS_IN]: GET /whoami with openssl s_client (client
 # certificate always offered: a refused ticket falls back to a full
 # handshake). Output: s_client's summary ("New," / "Reused,") and the body.
+# VERSION "1.2id": TLS 1.2 without tickets (session-ID resumption).
 sc() {
     local v=$1 out=$2 in=${3:-} req="GET /whoami HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
     local args=(-connect "127.0.0.1:$PORT" -servername localhost -verify_return_error
-        -CAfile "$PKI/ca.crt" -cert "$C" -key "$K" "-tls1_${v#1.}" -sess_out "$out" -ign_eof)
+        -CAfile "$PKI/ca.crt" -cert "$C" -key "$K" -sess_out "$out" -ign_eof)
+    if [ "$v" = 1.2id ]; then args+=(-tls1_2 -no_ticket); else args+=("-tls1_${v#1.}"); fi
     [ -n "$in" ] && args+=(-sess_in "$in")
     printf "$req" | timeout "$(slow 15)" openssl s_client "${args[@]}" 2>&1
 }
@@ -34,7 +36,7 @@ load_resume() {
 
 # ---- one instance, two workers ---------------------------------------------
 start_mtlsd --workers 2
-for v in 1.3 1.2; do
+for v in 1.3 1.2 1.2id; do
     rm -f "$T/s$v.pem"
     first=$(sc $v "$T/s$v.pem")
     check_contains "TLS$v s_client: first connection is a full handshake" "$first" '"resumed":false'
@@ -42,7 +44,7 @@ for v in 1.3 1.2; do
     second=$(sc $v "$T/s$v.pem.2" "$T/s$v.pem")
     check "TLS$v s_client: -sess_in resumes (Reused)" reused "$second"
     check_contains "TLS$v s_client: /whoami says resumed" "$second" '"resumed":true'
-    check_contains "TLS$v s_client: resumed at TLSv$v" "$second" "\"tls_version\":\"TLSv$v\""
+    check_contains "TLS$v s_client: resumed at TLSv${v%id}" "$second" "\"tls_version\":\"TLSv${v%id}\""
     check_eq "TLS$v s_client: same certificate after resumption" \
         "$(field "$second" sha256)" "$(field "$first" sha256)"
     check_eq "TLS$v s_client: same subject after resumption" \
@@ -54,6 +56,7 @@ for v in 1.3 1.2; do
     third=$(sc $v "$T/s$v.pem.3" "$src")
     check "TLS$v s_client: resumes again" reused "$third"
 
+    [ $v = 1.2id ] && continue
     prio="NORMAL:-VERS-ALL:+VERS-TLS$v"
     out=$(printf 'GET /whoami HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' |
         timeout "$(slow 15)" gnutls-cli --resume --x509cafile "$PKI/ca.crt" --x509certfile "$C" \
@@ -69,7 +72,15 @@ for v in 1.3 1.2; do
 done
 check_range "metric: TLS 1.3 ticket resumptions" "$(metric mtlsd_handshakes_resumed_tls13_ticket)" 53 1000
 check_range "metric: TLS 1.2 ticket resumptions" "$(metric mtlsd_handshakes_resumed_tls12_ticket)" 53 1000
-check_eq "metric: no session-ID resumptions" "$(metric mtlsd_handshakes_resumed_tls12_session_id)" 0
+check_eq "TLS1.2 session IDs mtls-load: 51 connections to 2 workers, 50 resumed" \
+    "$(load_resume --tls 1.2 --no-tickets -n 51)" "51 0 50"
+check_range "metric: TLS 1.2 session-ID resumptions" "$(metric mtlsd_handshakes_resumed_tls12_session_id)" 52 1000
+# gnutls-cli resuming by session ID (tickets off on its side)
+out=$(printf 'GET /whoami HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' |
+    timeout "$(slow 15)" gnutls-cli --resume --x509cafile "$PKI/ca.crt" --x509certfile "$C" \
+        --x509keyfile "$K" --priority "NORMAL:-VERS-ALL:+VERS-TLS1.2:%NO_TICKETS" --port "$PORT" localhost 2>&1)
+check_contains "TLS1.2 gnutls-cli --resume by session ID: resumed" "$out" "This is a resumed session"
+check_contains "TLS1.2 gnutls-cli --resume by session ID: /whoami resumed" "$out" '"resumed":true'
 
 # TLS 1.3 client offering only psk_ke: refused (full handshake, still served).
 check_eq "psk_ke-only client: served, never resumed" "$(load_resume --tls 1.3 --psk-ke-only -n 3)" "3 0 0"
@@ -94,11 +105,12 @@ start_mtlsd --workers 1 --tls13-psk-ke
 check_eq "--tls13-psk-ke: psk_ke-only client resumes" "$(load_resume --tls 1.3 --psk-ke-only -n 4)" "4 0 3"
 stop_mtlsd TERM
 
-# ---- --tickets off ---------------------------------------------------------------
-start_mtlsd --workers 1 --tickets off
+# ---- --tickets off, --session-cache 0 --------------------------------------------
+start_mtlsd --workers 1 --tickets off --session-cache 0
 for v in 1.3 1.2; do
     check_eq "--tickets off TLS$v: served, never resumed" "$(load_resume --tls $v -n 4)" "4 0 0"
 done
+check_eq "--session-cache 0: TLS 1.2 session IDs never resumed" "$(load_resume --tls 1.2 --no-tickets -n 4)" "4 0 0"
 out=$(sc 1.3 "$T/off.pem" "$T/s1.3.pem")
 check_contains "--tickets off: an old ticket gets a full handshake" "$out" '"resumed":false'
 stop_mtlsd TERM
@@ -107,13 +119,16 @@ stop_mtlsd TERM
 start_mtlsd --workers 1 --session-lifetime 2
 sc 1.3 "$T/life.pem" >/dev/null
 sc 1.2 "$T/life12.pem" >/dev/null
+sc 1.2id "$T/lifeid.pem" >/dev/null
 check "lifetime: fresh ticket resumes" reused "$(sc 1.3 "$T/life.x" "$T/life.pem")"
 sleep "$(slow 3)"
 out=$(sc 1.3 "$T/life.y" "$T/life.pem")
 check_contains "lifetime: TLS 1.3 ticket older than --session-lifetime: full handshake" "$out" '"resumed":false'
 out=$(sc 1.2 "$T/life12.y" "$T/life12.pem")
 check_contains "lifetime: TLS 1.2 ticket older than --session-lifetime: full handshake" "$out" '"resumed":false'
-check_range "metric: lifetime refusals" "$(metric mtlsd_resumption_refused_lifetime)" 1 100
+out=$(sc 1.2id "$T/lifeid.y" "$T/lifeid.pem")
+check_contains "lifetime: TLS 1.2 session ID older than --session-lifetime: full handshake" "$out" '"resumed":false'
+check_range "metric: lifetime refusals" "$(metric mtlsd_resumption_refused_lifetime)" 3 100
 stop_mtlsd TERM
 
 # ---- shared key files across instances -----------------------------------------
@@ -195,13 +210,17 @@ stop_mtlsd TERM
 # TODO(issue 3): needs SIGHUP to reload --client-ca/--crl and bump
 # mtls_verify_generation(); until then a SIGHUP does not change trust.
 start_mtlsd --workers 1
-sc 1.3 "$T/g.pem" >/dev/null
+for v in 1.3 1.2 1.2id; do sc $v "$T/g$v.pem" >/dev/null; done
 kill -HUP "$MTLSD_PID"; sleep "$(slow 0.5)"
-out=$(sc 1.3 "$T/g.x" "$T/g.pem")
-if [ "$(metric mtlsd_resumption_refused_generation)" = 0 ]; then
-    skip "TODO(issue 3): ticket refused after a trust reload (SIGHUP does not bump the generation yet)"
+if [ "$(metric mtlsd_resumption_refused_generation)" = 0 ] &&
+    reused "$(sc 1.3 "$T/g.probe" "$T/g1.3.pem")"; then
+    skip "TODO(issue 3): tickets and session IDs refused after a trust reload (SIGHUP does not bump the generation yet)"
 else
-    check_contains "trust reload: old ticket gets a full handshake" "$out" '"resumed":false'
+    for v in 1.3 1.2 1.2id; do
+        out=$(sc $v "$T/g$v.x" "$T/g$v.pem")
+        check_contains "trust reload TLS$v: old session gets a full handshake" "$out" '"resumed":false'
+    done
+    check_range "metric: generation refusals" "$(metric mtlsd_resumption_refused_generation)" 3 100
 fi
 stop_mtlsd TERM
 
@@ -221,8 +240,8 @@ out=$("$MTLSD" --cert "$PKI/server.crt" --key "$PKI/server.key" --client-ca "$PK
     --ticket-key-file "$T/k2" --ticket-rotate 60 2>&1); rc=$?
 check_eq "--ticket-rotate with a key file: exit 2" "$rc" 2
 out=$("$MTLSD" --cert "$PKI/server.crt" --key "$PKI/server.key" --client-ca "$PKI/ca.crt" \
-    --session-cache 100 2>&1); rc=$?
-check_eq "--session-cache N>0: exit 2 (not supported)" "$rc" 2
+    --session-cache -1 2>&1); rc=$?
+check_eq "--session-cache -1: exit 2" "$rc" 2
 out=$("$MTLSD" --help)
 for flag in --tickets --ticket-key-file --ticket-rotate --session-lifetime --tls13-tickets \
     --tls13-psk-ke --session-cache; do
