@@ -128,7 +128,9 @@ out=$(sc 1.2 "$T/life12.y" "$T/life12.pem")
 check_contains "lifetime: TLS 1.2 ticket older than --session-lifetime: full handshake" "$out" '"resumed":false'
 out=$(sc 1.2id "$T/lifeid.y" "$T/lifeid.pem")
 check_contains "lifetime: TLS 1.2 session ID older than --session-lifetime: full handshake" "$out" '"resumed":false'
-check_range "metric: lifetime refusals" "$(metric mtlsd_resumption_refused_lifetime)" 3 100
+# (a client may also drop a session past the lifetime hint and not offer it:
+# at least one offered and refused; the unit test checks each refusal)
+check_range "metric: lifetime refusals" "$(metric mtlsd_resumption_refused_lifetime)" 1 100
 stop_mtlsd TERM
 
 # ---- shared key files across instances -----------------------------------------
