@@ -35,7 +35,7 @@ WOLF_CONFIGURE=(--enable-static --disable-shared --with-pic
     --enable-altcertchains --disable-dh --disable-examples --disable-crypttests
     --disable-benchmark --disable-oldnames)
 WOLF_CFLAGS="-O2 -g -DWOLFSSL_ALWAYS_VERIFY_CB -DWOLFSSL_VERIFY_CB_ALL_CERTS \
--DWOLFSSL_IP_ALT_NAME -DHAVE_EX_DATA -DWOLFSSL_NO_FENCE \
+-DWOLFSSL_IP_ALT_NAME -DHAVE_EX_DATA -DWOLFSSL_NO_FENCE -DWOLFSSL_CERT_EXT \
 -DWOLFSSL_TICKET_EXTRA_PADDING_SZ=1024 -DHAVE_EXT_CACHE"
 # WOLFSSL_TICKET_EXTRA_PADDING_SZ: room in each session ticket for the client
 # identity that src/tickets.c seals next to wolfSSL's own ticket (the default
@@ -46,6 +46,9 @@ WOLF_CFLAGS=$(echo "$WOLF_CFLAGS" | tr -s ' ')
 key=$(printf '%s\n' "${WOLF_CONFIGURE[@]}" "$WOLF_CFLAGS" "v1" | sha256sum | cut -c1-12)
 PREFIX="$CACHE/wolfssl-$key"
 
+# One build at a time (parallel test runs share the cache).
+exec 9>"$CACHE/.lock"
+flock 9
 if [ ! -f "$PREFIX/.complete" ]; then
     echo "deps: building wolfSSL into $PREFIX (once; cached)" >&2
     work="$CACHE/src-$key"
@@ -74,4 +77,5 @@ if [ ! -f "$PREFIX/.complete" ]; then
     touch "$PREFIX/.complete"
     rm -rf "$work"
 fi
+flock -u 9
 echo "$PREFIX"

@@ -26,6 +26,10 @@ void mtls_config_defaults(struct mtls_config *cfg)
     cfg->session_lifetime_s = 3600;
     cfg->tls13_tickets = 1;
     cfg->session_cache = 10000;
+    cfg->client_auth = MTLS_AUTH_VERIFY;
+    cfg->verify_depth = 4;
+    cfg->verify_cache = 10000;
+    cfg->verify_cache_ttl_s = 3600;
     cfg->max_conns = 10000;
     cfg->max_header_bytes = 8192;
     cfg->max_headers = 64;
@@ -53,6 +57,29 @@ void mtls_config_usage(FILE *f)
         "  --client-ca FILE         PEM bundle of CAs that client certificates must\n"
         "                           chain to (intermediates may come from the client)\n"
         "  --tls-min 1.2|1.3        lowest TLS version accepted (default 1.2)\n"
+        "\n"
+        "Client identity:\n"
+        "  --client-auth MODE       verify: a certificate chaining to --client-ca is\n"
+        "                           required at the handshake (default);\n"
+        "                           present: a certificate is required, but one that\n"
+        "                           does not verify gets 403 on every request;\n"
+        "                           optional: no certificate needed; requests without a\n"
+        "                           verified identity get 403 (except --public-path)\n"
+        "  --public-path PREFIX     with --client-auth optional/present: paths served\n"
+        "                           without a verified identity (repeatable)\n"
+        "  --crl FILE               PEM CRL issued by a CA in --client-ca (repeatable);\n"
+        "                           with any CRL, every certificate in a client chain\n"
+        "                           needs a current CRL from its issuer\n"
+        "  --clock-skew S           tolerance on certificate validity dates (default 0)\n"
+        "  --verify-depth N         intermediates allowed below a root (default 4)\n"
+        "  --verify-cache N         verified chains remembered (default 10000; 0: off)\n"
+        "  --verify-cache-ttl S     a cached chain is re-verified after S (default 3600)\n"
+        "  --allow SPEC             only these identities are authorized (repeatable):\n"
+        "                           cn:NAME ou:NAME dns:NAME uri:URI (trailing * for a\n"
+        "                           prefix) email:ADDR sha256:HEX (certificate pin);\n"
+        "                           others get 403\n"
+        "  --max-conn-lifetime S    close connections older than S (default: no limit)\n"
+        "  --access-log FILE|-      one line per request (default: off)\n"
         "\n"
         "Session resumption (the client identity travels sealed in the ticket):\n"
         "  --tickets on|off         TLS 1.3 and TLS 1.2 (RFC 5077) session tickets\n"
@@ -152,6 +179,17 @@ static int parse_seconds(const char *name, const char *s, unsigned *out_ms, char
     return 0;
 }
 
+static int add_list(const char *name, const char **list, unsigned *n, const char *v,
+                    char *err, size_t errlen)
+{
+    if (*n >= MTLS_MAX_LIST) {
+        snprintf(err, errlen, "--%s: at most %d values", name, MTLS_MAX_LIST);
+        return -1;
+    }
+    list[(*n)++] = v;
+    return 0;
+}
+
 int mtls_config_parse_listen(struct mtls_config *cfg, const char *s, char *err, size_t errlen)
 {
     char host[256];
@@ -215,9 +253,11 @@ enum {
     OPT_CERT = 256, OPT_KEY, OPT_CLIENT_CA, OPT_TLS_MIN, OPT_LISTEN, OPT_WORKERS,
     OPT_NO_PIN, OPT_MAX_CONNS, OPT_RECV_BUFFERS, OPT_RECV_BUFFER_SIZE,
     OPT_MAX_HEADER_BYTES, OPT_MAX_HEADERS, OPT_MAX_BODY_BYTES, OPT_HANDSHAKE_TIMEOUT,
-    OPT_IDLE_TIMEOUT, OPT_SHUTDOWN_GRACE, OPT_LOG_LEVEL, OPT_TICKETS, OPT_TICKET_KEY_FILE,
-    OPT_TICKET_ROTATE, OPT_SESSION_LIFETIME, OPT_TLS13_TICKETS, OPT_TLS13_PSK_KE,
-    OPT_SESSION_CACHE,
+    OPT_IDLE_TIMEOUT, OPT_SHUTDOWN_GRACE, OPT_LOG_LEVEL, OPT_CLIENT_AUTH, OPT_PUBLIC_PATH,
+    OPT_CRL, OPT_CLOCK_SKEW, OPT_VERIFY_DEPTH, OPT_VERIFY_CACHE, OPT_VERIFY_CACHE_TTL,
+    OPT_ALLOW, OPT_MAX_CONN_LIFETIME, OPT_ACCESS_LOG,
+    OPT_TICKETS, OPT_TICKET_KEY_FILE, OPT_TICKET_ROTATE, OPT_SESSION_LIFETIME,
+    OPT_TLS13_TICKETS, OPT_TLS13_PSK_KE, OPT_SESSION_CACHE,
 };
 
 static const struct option long_opts[] = {
@@ -245,6 +285,16 @@ static const struct option long_opts[] = {
     {"tls13-tickets", required_argument, NULL, OPT_TLS13_TICKETS},
     {"tls13-psk-ke", no_argument, NULL, OPT_TLS13_PSK_KE},
     {"session-cache", required_argument, NULL, OPT_SESSION_CACHE},
+    {"client-auth", required_argument, NULL, OPT_CLIENT_AUTH},
+    {"public-path", required_argument, NULL, OPT_PUBLIC_PATH},
+    {"crl", required_argument, NULL, OPT_CRL},
+    {"clock-skew", required_argument, NULL, OPT_CLOCK_SKEW},
+    {"verify-depth", required_argument, NULL, OPT_VERIFY_DEPTH},
+    {"verify-cache", required_argument, NULL, OPT_VERIFY_CACHE},
+    {"verify-cache-ttl", required_argument, NULL, OPT_VERIFY_CACHE_TTL},
+    {"allow", required_argument, NULL, OPT_ALLOW},
+    {"max-conn-lifetime", required_argument, NULL, OPT_MAX_CONN_LIFETIME},
+    {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -379,6 +429,64 @@ enum mtls_config_result mtls_config_parse(struct mtls_config *cfg, int argc, cha
                 return MTLS_CONFIG_ERROR;
             cfg->session_cache = (unsigned)v;
             cfg->session_cache_set = true;
+            break;
+        case OPT_CLIENT_AUTH:
+            if (strcmp(optarg, "verify") == 0)
+                cfg->client_auth = MTLS_AUTH_VERIFY;
+            else if (strcmp(optarg, "present") == 0)
+                cfg->client_auth = MTLS_AUTH_PRESENT;
+            else if (strcmp(optarg, "optional") == 0)
+                cfg->client_auth = MTLS_AUTH_OPTIONAL;
+            else {
+                snprintf(err, errlen, "--client-auth: '%s' must be verify, present or optional",
+                         optarg);
+                return MTLS_CONFIG_ERROR;
+            }
+            break;
+        case OPT_PUBLIC_PATH:
+            if (optarg[0] != '/') {
+                snprintf(err, errlen, "--public-path: '%s' must start with /", optarg);
+                return MTLS_CONFIG_ERROR;
+            }
+            if (add_list("public-path", cfg->public_paths, &cfg->n_public_paths, optarg, err,
+                         errlen) < 0)
+                return MTLS_CONFIG_ERROR;
+            break;
+        case OPT_CRL:
+            if (add_list("crl", cfg->crl_files, &cfg->n_crl_files, optarg, err, errlen) < 0)
+                return MTLS_CONFIG_ERROR;
+            break;
+        case OPT_ALLOW:
+            if (add_list("allow", cfg->allow, &cfg->n_allow, optarg, err, errlen) < 0)
+                return MTLS_CONFIG_ERROR;
+            break;
+        case OPT_CLOCK_SKEW:
+            if (parse_uint("clock-skew", optarg, 0, 86400, &v, err, errlen) < 0)
+                return MTLS_CONFIG_ERROR;
+            cfg->clock_skew_s = (unsigned)v;
+            break;
+        case OPT_VERIFY_DEPTH:
+            if (parse_uint("verify-depth", optarg, 0, 7, &v, err, errlen) < 0)
+                return MTLS_CONFIG_ERROR;
+            cfg->verify_depth = (unsigned)v;
+            break;
+        case OPT_VERIFY_CACHE:
+            if (parse_uint("verify-cache", optarg, 0, 10000000, &v, err, errlen) < 0)
+                return MTLS_CONFIG_ERROR;
+            cfg->verify_cache = (unsigned)v;
+            break;
+        case OPT_VERIFY_CACHE_TTL:
+            if (parse_uint("verify-cache-ttl", optarg, 1, 86400 * 365, &v, err, errlen) < 0)
+                return MTLS_CONFIG_ERROR;
+            cfg->verify_cache_ttl_s = (unsigned)v;
+            break;
+        case OPT_MAX_CONN_LIFETIME:
+            if (parse_seconds("max-conn-lifetime", optarg, &cfg->max_conn_lifetime_ms, err,
+                              errlen) < 0)
+                return MTLS_CONFIG_ERROR;
+            break;
+        case OPT_ACCESS_LOG:
+            cfg->access_log = optarg;
             break;
         case 'h':
             mtls_config_usage(out);

@@ -10,6 +10,11 @@
 #include "mtlsd/conn.h"
 #include "mtlsd/log.h"
 #include "mtlsd/routes.h"
+#include "mtlsd/access_log.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <time.h>
 
 #include <errno.h>
 #include <stdlib.h>
@@ -74,6 +79,7 @@ struct mtls_conn *mtls_conn_new(struct mtls_worker *w, int fd)
         close(fd);
         return NULL;
     }
+    c->born_ms = w->now_ms;
     mtls_http_init(&c->http, &w->limits);
     c->state = MTLS_CONN_HANDSHAKE;
     list_push(&w->all.head, &w->all.tail, c, offsetof(struct mtls_conn, aprev),
@@ -190,6 +196,45 @@ static void conn_pause(struct mtls_conn *c)
         mtls_ring_cancel(&c->w->ring, c, MTLS_OP_RECV);
 }
 
+static void conn_log(struct mtls_conn *c, const struct mtls_http_request *req,
+                     const struct mtls_peer *peer, int status, size_t bytes)
+{
+    struct mtls_worker *w = c->w;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char addr[INET6_ADDRSTRLEN + 8] = "-", host[INET6_ADDRSTRLEN];
+    struct timespec ts;
+    struct mtls_access a;
+
+    /* Looked up per logged request: keeping it would cost every idle
+     * connection memory even with the log off. */
+    if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET) {
+            struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+            inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
+            snprintf(addr, sizeof(addr), "%s:%u", host, ntohs(v4->sin_port));
+        } else if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+            inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof(host));
+            snprintf(addr, sizeof(addr), "[%s]:%u", host, ntohs(v6->sin6_port));
+        }
+    }
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now_us = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+    memset(&a, 0, sizeof(a));
+    a.client = addr;
+    a.identity = peer->identity;
+    a.tls_version = peer->tls_version;
+    a.resumed = peer->resumed;
+    a.method = req->method_name;
+    a.target = req->target;
+    a.target_len = req->target_len;
+    a.status = status;
+    a.bytes = bytes;
+    a.usec = (unsigned long)(now_us > w->batch_us ? now_us - w->batch_us : 0);
+    mtls_access_log_format(&w->alog, &a);
+}
+
 /* Feeds plaintext to the HTTP parser and answers each complete request.
  * Returns false when the caller must stop (closing, or paused; then the
  * unparsed rest is kept in plain_left). */
@@ -219,18 +264,26 @@ static bool conn_http(struct mtls_conn *c, const uint8_t *p, size_t n)
             conn_finish(c, true);
             return false;
         }
-        bool closing = !req.keep_alive || w->stopping;
+        /* --max-conn-lifetime: the answer closes an old connection. */
+        bool closing = !req.keep_alive || w->stopping ||
+                       (w->cfg->max_conn_lifetime_ms &&
+                        w->now_ms - c->born_ms >= w->cfg->max_conn_lifetime_ms);
         peer.identity = c->tls.identity;
+        peer.chain_cached = c->tls.chain_cached;
         peer.tls_version = mtls_tls_version_name(&c->tls);
         peer.cipher = mtls_tls_cipher_name(&c->tls);
         peer.worker = w->id;
         peer.resumed = mtls_tls_resumed(&c->tls);
         METRIC_INC(&w->metrics, requests);
-        if (mtls_route(&req, &peer, closing, &w->resp) < 0 ||
-            mtls_tls_write(&c->tls, w->resp.data, w->resp.len) < 0) {
+        status = mtls_route(&req, &peer, closing, &w->resp);
+        if (status < 0 || mtls_tls_write(&c->tls, w->resp.data, w->resp.len) < 0) {
             mtls_conn_close(c, "cannot write response");
             return false;
         }
+        if (status == 403)
+            METRIC_INC(&w->metrics, forbidden);
+        if (mtls_access_log_enabled())
+            conn_log(c, &req, &peer, status, w->resp.len);
         if (closing) {
             conn_finish(c, true);
             return false;
@@ -260,6 +313,8 @@ static void conn_pump(struct mtls_conn *c)
             return;
         if (st != MTLS_TLS_OK) {
             METRIC_INC(&w->metrics, handshakes_failed);
+            if (!c->tls.cert_presented)
+                METRIC_INC(&w->metrics, verify_rejected_no_cert);
             log_info("worker %u: handshake failed: %s", w->id, why ? why : "unknown");
             /* wolfSSL queued an alert: send it, then close. */
             conn_finish(c, false);

@@ -4,9 +4,11 @@
  *
  * Format (big-endian), version 1:
  *   u8  version (1)
- *   i64 not_before, i64 not_after
+ *   i64 not_before, i64 not_after, i64 valid_until (earliest notAfter of the
+ *       verified chain)
  *   u8  sha256[32]
- *   str subject, str issuer, str serial_hex      (str = u16 length + bytes)
+ *   str subject, str issuer, str serial_hex, str cn, str ou
+ *                                                (str = u16 length + bytes)
  *   u8  n_san (<= MTLS_IDENTITY_MAX_SAN), then per SAN: u8 type + str value
  * The parser accepts exactly this: no trailing bytes, no NUL inside a
  * string, no unknown SAN type. The bytes are authenticated by the ticket's
@@ -17,6 +19,7 @@
 #include <string.h>
 
 #define IDENTITY_VERSION 1
+#define NAMES 5 /* subject, issuer, serial, cn, ou */
 
 struct writer {
     uint8_t *p;
@@ -74,10 +77,13 @@ long mtls_identity_serialize(const struct mtls_identity *id, uint8_t *out, size_
     put_u8(&w, IDENTITY_VERSION);
     put_i64(&w, (int64_t)id->not_before);
     put_i64(&w, (int64_t)id->not_after);
+    put_i64(&w, (int64_t)id->valid_until);
     put(&w, id->sha256, sizeof(id->sha256));
     put_str(&w, id->subject);
     put_str(&w, id->issuer);
     put_str(&w, id->serial_hex);
+    put_str(&w, id->cn);
+    put_str(&w, id->ou);
     put_u8(&w, id->n_san);
     for (unsigned i = 0; i < id->n_san; i++) {
         if ((unsigned)id->san[i].type > MTLS_SAN_IP)
@@ -145,11 +151,11 @@ static const uint8_t *get_str(struct reader *r, size_t *n)
 struct mtls_identity *mtls_identity_deserialize(const uint8_t *in, size_t len)
 {
     struct reader r = {in, len, 0, 0};
-    struct { const uint8_t *s; size_t n; } str[3 + MTLS_IDENTITY_MAX_SAN];
+    struct { const uint8_t *s; size_t n; } str[NAMES + MTLS_IDENTITY_MAX_SAN];
     unsigned type[MTLS_IDENTITY_MAX_SAN];
     struct mtls_identity *id;
     struct mtls_san *san;
-    int64_t nb, na;
+    int64_t nb, na, vu;
     uint8_t sha[32];
     const uint8_t *q;
     unsigned n_san, i;
@@ -160,11 +166,12 @@ struct mtls_identity *mtls_identity_deserialize(const uint8_t *in, size_t len)
         return NULL;
     nb = get_i64(&r);
     na = get_i64(&r);
+    vu = get_i64(&r);
     q = take(&r, sizeof(sha));
     if (!q)
         return NULL;
     memcpy(sha, q, sizeof(sha));
-    for (i = 0; i < 3; i++) {
+    for (i = 0; i < NAMES; i++) {
         str[i].s = get_str(&r, &str[i].n);
         total += str[i].n + 1;
     }
@@ -175,18 +182,18 @@ struct mtls_identity *mtls_identity_deserialize(const uint8_t *in, size_t len)
         type[i] = get_u8(&r);
         if (type[i] > MTLS_SAN_IP)
             return NULL;
-        str[3 + i].s = get_str(&r, &str[3 + i].n);
-        total += str[3 + i].n + 1;
+        str[NAMES + i].s = get_str(&r, &str[NAMES + i].n);
+        total += str[NAMES + i].n + 1;
     }
     if (r.bad || r.off != r.len)
         return NULL;
 
-    id = malloc(sizeof(*id) + n_san * sizeof(struct mtls_san) + total);
+    id = calloc(1, sizeof(*id) + n_san * sizeof(struct mtls_san) + total);
     if (!id)
         return NULL;
     san = (struct mtls_san *)(id + 1);
     base = (char *)(san + n_san);
-    for (i = 0; i < 3 + n_san; i++) {
+    for (i = 0; i < NAMES + n_san; i++) {
         const char *s = base;
         if (str[i].n)
             memcpy(base, str[i].s, str[i].n);
@@ -198,14 +205,20 @@ struct mtls_identity *mtls_identity_deserialize(const uint8_t *in, size_t len)
             id->issuer = s;
         else if (i == 2)
             id->serial_hex = s;
+        else if (i == 3)
+            id->cn = s;
+        else if (i == 4)
+            id->ou = s;
         else {
-            san[i - 3].type = (enum mtls_san_type)type[i - 3];
-            san[i - 3].value = s;
+            san[i - NAMES].type = (enum mtls_san_type)type[i - NAMES];
+            san[i - NAMES].value = s;
         }
     }
     memcpy(id->sha256, sha, sizeof(sha));
     id->not_before = (time_t)nb;
     id->not_after = (time_t)na;
+    id->valid_until = (time_t)vu;
+    id->refs = 1;
     id->n_san = n_san;
     id->san = san;
     return id;

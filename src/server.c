@@ -3,6 +3,9 @@
 #include "mtlsd/log.h"
 #include "mtlsd/tickets.h"
 #include "mtlsd/tls.h"
+#include "mtlsd/verify.h"
+#include "mtlsd/authz.h"
+#include "mtlsd/access_log.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -27,6 +30,9 @@ int mtls_server_init(struct mtls_server *s, const struct mtls_config *cfg, char 
     if (readable("--cert", cfg->cert_file, err, errlen) < 0 ||
         readable("--key", cfg->key_file, err, errlen) < 0 ||
         readable("--client-ca", cfg->client_ca_file, err, errlen) < 0)
+        return -1;
+    if (mtls_authz_init(cfg, err, errlen) < 0 ||
+        mtls_access_log_open(cfg->access_log, err, errlen) < 0)
         return -1;
     if (mtls_tls_ctx_new(&s->tls, cfg, err, errlen) < 0)
         return -1;
@@ -67,10 +73,20 @@ void mtls_server_reload(struct mtls_server *s)
 {
     char err[512];
 
-    if (mtls_tls_reload(s->tls, err, sizeof(err)) < 0)
+    /* Ticket keys first and apart: a key file is independent of the
+     * certificates, and a failure of one keeps only its own old material. */
+    if (mtls_tickets_reload(err, sizeof(err)) < 0)
         log_error("SIGHUP: %s; keeping the previous session ticket keys", err);
-    else
-        log_info("SIGHUP: reloaded");
+    if (mtls_tls_ctx_reload(s->tls, err, sizeof(err)) < 0) {
+        if (s->n_workers)
+            METRIC_INC(&s->workers[0].metrics, reload_failures);
+        log_error("SIGHUP: reload failed, keeping the current certificates: %s", err);
+        return;
+    }
+    if (s->n_workers)
+        METRIC_INC(&s->workers[0].metrics, reloads);
+    log_info("SIGHUP: reloaded certificate, key, --client-ca and CRLs (trust generation %llu)",
+             (unsigned long long)mtls_verify_generation());
 }
 
 unsigned mtls_server_tick(struct mtls_server *s)
@@ -101,4 +117,6 @@ void mtls_server_destroy(struct mtls_server *s)
     s->n_workers = 0;
     mtls_tls_ctx_free(s->tls);
     s->tls = NULL;
+    mtls_authz_free();
+    mtls_access_log_close();
 }

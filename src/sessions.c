@@ -43,7 +43,7 @@ struct entry {
     uint8_t id[ID_MAX];
     uint8_t id_len;          /* 0: empty */
     uint16_t blob_len, ident_len;
-    uint64_t generation;
+    uint64_t trust;          /* mtls_verify_trust_id() it was verified under */
     int64_t auth_time;
     int64_t not_after;
     uint8_t *data;           /* blob | identity, one allocation */
@@ -92,6 +92,9 @@ static int on_new_session(WOLFSSL *ssl, WOLFSSL_SESSION *sess)
     if (!t || !t->identity || wolfSSL_GetVersion(ssl) != WOLFSSL_TLSV1_2 ||
         wolfSSL_session_reused(ssl) == 1)
         return 0;
+    /* A reload during the handshake: which trust verified it is unclear. */
+    if (mtls_verify_generation() != t->generation)
+        return 0;
     /* The server's own session ID (AddSession copied it into the session;
      * there is no public getter without the OpenSSL compatibility layer). */
     id = sess->sessionID;
@@ -123,9 +126,9 @@ static int on_new_session(WOLFSSL *ssl, WOLFSSL_SESSION *sess)
     e->id_len = (uint8_t)id_len;
     e->blob_len = (uint16_t)bn;
     e->ident_len = (uint16_t)in;
-    e->generation = t->generation;
+    e->trust = t->trust_id;
     e->auth_time = (int64_t)time(NULL);
-    e->not_after = (int64_t)t->identity->not_after;
+    e->not_after = mtls_identity_end(t->identity);
     e->data = data;
     pthread_mutex_unlock(&shards[(h % n_slots) % SHARDS].lock);
     return 0; /* we keep a copy, not wolfSSL's object */
@@ -156,14 +159,14 @@ static WOLFSSL_SESSION *on_get_session(WOLFSSL *ssl, const unsigned char *id, in
     pthread_mutex_lock(&shards[slot % SHARDS].lock);
     if (e->id_len == (uint8_t)len && memcmp(e->id, id, (size_t)len) == 0) {
         found = true;
-        reason = mtls_resume_check(e->generation, e->auth_time, e->not_after);
+        reason = mtls_resume_check(e->trust, e->auth_time, e->not_after);
         if (reason != MTLS_REFUSE_NONE) {
             entry_clear(e); /* it will never resume again */
         } else {
             bn = e->blob_len;
             in = e->ident_len;
             memcpy(buf, e->data, bn + in);
-            gen = e->generation;
+            gen = e->trust;
             auth = e->auth_time;
         }
     }
@@ -184,7 +187,7 @@ static WOLFSSL_SESSION *on_get_session(WOLFSSL *ssl, const unsigned char *id, in
     /* Kept apart until the handshake ends, like a ticket's identity. */
     mtls_identity_free(t->ticket_identity);
     t->ticket_identity = ident;
-    t->ticket_generation = gen;
+    t->ticket_trust = gen;
     t->ticket_auth_time = auth;
     t->ticket_kind = MTLS_RESUME_TLS12_SESSION_ID;
 out:

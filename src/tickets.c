@@ -5,7 +5,7 @@
  * with an identity record in one encrypt-then-MAC envelope:
  *
  *   plaintext = InternalTicket | record | u16 len(InternalTicket) | PKCS#7 pad
- *   record    = u8 version(1) | u8 flags(bit0: usable) | u64 trust generation
+ *   record    = u8 version(1) | u8 flags(bit0: usable) | u64 trust id
  *             | i64 auth time (the full handshake that verified the identity)
  *             | identity (src/identity.c)
  *   ticket    = key name[16] | IV[16] | u16 len | AES-256-CBC(plaintext)
@@ -20,8 +20,9 @@
  * Any worker and any instance with the same keys restores the identity from
  * the ticket alone: nothing is shared but the keys. On decryption the ticket
  * is refused (wolfSSL then does a full handshake, which applies today's
- * trust) when the trust generation changed since the identity was verified
- * (a SIGHUP reloaded CAs or CRLs), when the original full handshake is older
+ * trust) when the trust changed since the identity was verified (a SIGHUP
+ * reloaded other CAs or CRLs: mtls_verify_trust_id(), a digest of them, so
+ * that instances with the same trust agree), when the original full handshake is older
  * than --session-lifetime (new tickets minted on a resumed connection keep
  * the original auth time, so chaining resumptions never extends it), when
  * the client certificate's notAfter has passed, or, for TLS 1.3, when the
@@ -327,11 +328,20 @@ void mtls_tickets_shutdown(void)
 
 /* ---- resumption policy (tickets and session IDs) ---------------------------- */
 
-int mtls_resume_check(uint64_t generation, int64_t auth_time, int64_t not_after)
+int64_t mtls_identity_end(const struct mtls_identity *id)
+{
+    int64_t a = (int64_t)id->not_after, b = (int64_t)id->valid_until;
+
+    if (a == -1 || b == -1)
+        return -1; /* unknown: refuse */
+    return a < b ? a : b;
+}
+
+int mtls_resume_check(uint64_t trust, int64_t auth_time, int64_t not_after)
 {
     int64_t now = (int64_t)time(NULL);
 
-    if (generation != mtls_verify_generation())
+    if (trust != mtls_verify_trust_id())
         return MTLS_REFUSE_GENERATION;
     if (auth_time > now + 60 || now - auth_time > cfg_t.lifetime_s)
         return MTLS_REFUSE_LIFETIME;
@@ -521,12 +531,16 @@ static int ticket_encrypt(WOLFSSL *ssl, struct mtls_tls *t, uint8_t name[16], ui
      * one, the one restored from the client's ticket (with its original
      * generation and auth time). Anything else gets an unusable ticket. */
     if (t && t->identity) {
-        id = t->identity;
-        gen = t->generation;
+        /* Verified in this handshake under the trust of its start, unless a
+         * reload happened meanwhile (the generation is a local counter that
+         * only grows: equal means no reload): then the ticket is unusable. */
+        if (mtls_verify_generation() == t->generation)
+            id = t->identity;
+        gen = t->trust_id;
         auth = wall_now();
     } else if (t && t->ticket_identity && wolfSSL_session_reused(ssl) == 1) {
         id = t->ticket_identity;
-        gen = t->ticket_generation;
+        gen = t->ticket_trust;
         auth = t->ticket_auth_time;
     }
     rec = ticket + it_len;
@@ -545,10 +559,13 @@ static int ticket_encrypt(WOLFSSL *ssl, struct mtls_tls *t, uint8_t name[16], ui
         /* Too big for the ticket (or no identity): a ticket that will never
          * resume, rather than a truncated identity. wolfSSL treats a failing
          * callback as a failed handshake, so this still issues one. */
-        if (t && t->metrics)
+        /* Without an identity (--client-auth optional/present and no
+         * verified certificate) the session simply does not resume. */
+        if (id && t->metrics)
             METRIC_INC(t->metrics, tickets_unusable);
-        log_debug("session ticket issued without identity: %s",
-                  id ? "identity too large for a ticket" : "no identity");
+        id = NULL;
+        if (id)
+            log_debug("session ticket issued without identity: too large for a ticket");
     }
     ticket[len] = (uint8_t)((unsigned)it_len >> 8);
     ticket[len + 1] = (uint8_t)it_len;
@@ -631,7 +648,7 @@ static int ticket_decrypt(WOLFSSL *ssl, struct mtls_tls *t, const uint8_t name[1
     id = mtls_identity_deserialize(rec + RECORD_HEADER, len - it_len - RECORD_HEADER);
     if (!id)
         REFUSE(t, MTLS_REFUSE_BAD);
-    reason = mtls_resume_check(gen, auth, (int64_t)id->not_after);
+    reason = mtls_resume_check(gen, auth, mtls_identity_end(id));
     if (reason != MTLS_REFUSE_NONE) {
         mtls_identity_free(id);
         REFUSE(t, reason);
@@ -641,7 +658,7 @@ static int ticket_decrypt(WOLFSSL *ssl, struct mtls_tls *t, const uint8_t name[1
      * whose checks pass after the callback (tls13.c DoPreSharedKeys). */
     mtls_identity_free(t->ticket_identity);
     t->ticket_identity = id;
-    t->ticket_generation = gen;
+    t->ticket_trust = gen;
     t->ticket_auth_time = auth;
     t->ticket_kind = tls13 ? MTLS_RESUME_TLS13_TICKET : MTLS_RESUME_TLS12_TICKET;
     memcpy(ticket, plain, it_len);

@@ -10,11 +10,18 @@
 #include "mtlsd/wolfssl.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 struct mtls_tls_ctx {
+    /* Replaced whole on SIGHUP. A WOLFSSL holds a reference to its CTX, so
+     * established connections keep theirs; the lock only covers the moment
+     * a new connection picks the current one. */
     WOLFSSL_CTX *ctx;
+    pthread_rwlock_t lock;
+    const struct mtls_config *cfg;
 };
 
 /* wolfSSL asks for `sz` bytes; hand over what was fed, never more. */
@@ -53,19 +60,12 @@ static const char *err_string(int err)
     return text;
 }
 
+static WOLFSSL_CTX *ctx_build(const struct mtls_config *cfg, char *err, size_t errlen);
+
 int mtls_tls_ctx_new(struct mtls_tls_ctx **out, const struct mtls_config *cfg, char *err,
                      size_t errlen)
 {
-    /* Only AEAD suites with forward secrecy; TLS 1.0/1.1 are not compiled in. */
-    static const char ciphers[] =
-        "TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:TLS13-CHACHA20-POLY1305-SHA256:"
-        "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
-        "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-        "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
-    int groups[] = {WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_SECP384R1};
     struct mtls_tls_ctx *c;
-    WOLFSSL_CTX *ctx = NULL;
-    int ret;
 
     if (wolfSSL_lib_version_hex() != LIBWOLFSSL_VERSION_HEX) {
         snprintf(err, errlen, "wolfSSL headers (%s) do not match the library (%s)",
@@ -81,6 +81,54 @@ int mtls_tls_ctx_new(struct mtls_tls_ctx **out, const struct mtls_config *cfg, c
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    c->cfg = cfg;
+    pthread_rwlock_init(&c->lock, NULL);
+    /* Ticket keys once: a CTX rebuilt on SIGHUP keeps using them. */
+    if (mtls_verify_init(cfg, err, errlen) < 0 || mtls_tickets_init(cfg, err, errlen) < 0 ||
+        !(c->ctx = ctx_build(cfg, err, errlen))) {
+        mtls_verify_shutdown();
+        mtls_tickets_shutdown();
+        mtls_sessions_shutdown();
+        pthread_rwlock_destroy(&c->lock);
+        free(c);
+        return -1;
+    }
+    *out = c;
+    return 0;
+}
+
+int mtls_tls_ctx_reload(struct mtls_tls_ctx *c, char *err, size_t errlen)
+{
+    WOLFSSL_CTX *fresh, *old;
+
+    /* Certificate and key first: if they fail, nothing changes. */
+    fresh = ctx_build(c->cfg, err, errlen);
+    if (!fresh)
+        return -1;
+    if (mtls_verify_reload(err, errlen) < 0) {
+        wolfSSL_CTX_free(fresh);
+        return -1;
+    }
+    pthread_rwlock_wrlock(&c->lock);
+    old = c->ctx;
+    c->ctx = fresh;
+    pthread_rwlock_unlock(&c->lock);
+    wolfSSL_CTX_free(old); /* freed once its last connection is */
+    return 0;
+}
+
+static WOLFSSL_CTX *ctx_build(const struct mtls_config *cfg, char *err, size_t errlen)
+{
+    /* Only AEAD suites with forward secrecy; TLS 1.0/1.1 are not compiled in. */
+    static const char ciphers[] =
+        "TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:TLS13-CHACHA20-POLY1305-SHA256:"
+        "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+        "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+        "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+    int groups[] = {WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_SECP384R1};
+    WOLFSSL_CTX *ctx = NULL;
+    int ret;
+
     ctx = wolfSSL_CTX_new(wolfSSLv23_server_method());
     if (!ctx) {
         snprintf(err, errlen, "wolfSSL_CTX_new failed");
@@ -117,25 +165,22 @@ int mtls_tls_ctx_new(struct mtls_tls_ctx **out, const struct mtls_config *cfg, c
                  cfg->key_file, cfg->cert_file);
         goto fail;
     }
-    if (mtls_verify_setup(ctx, cfg, err, errlen) < 0)
-        goto fail;
+    /* No CA is loaded into the CTX: verify.c judges client chains. */
+    mtls_verify_setup(ctx, cfg);
 
     /* Resumption skips the verify callback: the identity travels sealed in
      * the ticket instead (tickets.c). */
-    if (mtls_tickets_init(cfg, err, errlen) < 0 || mtls_tickets_setup(ctx, cfg, err, errlen) < 0 ||
+    if (mtls_tickets_setup(ctx, cfg, err, errlen) < 0 ||
         mtls_sessions_setup(ctx, cfg, err, errlen) < 0)
         goto fail;
 
     wolfSSL_CTX_SetIORecv(ctx, on_cbio_recv);
     wolfSSL_CTX_SetIOSend(ctx, on_cbio_send);
-    c->ctx = ctx;
-    *out = c;
-    return 0;
+    return ctx;
 fail:
     if (ctx)
         wolfSSL_CTX_free(ctx);
-    free(c);
-    return -1;
+    return NULL;
 }
 
 void mtls_tls_ctx_free(struct mtls_tls_ctx *c)
@@ -143,33 +188,34 @@ void mtls_tls_ctx_free(struct mtls_tls_ctx *c)
     if (!c)
         return;
     wolfSSL_CTX_free(c->ctx);
+    pthread_rwlock_destroy(&c->lock);
     free(c);
+    mtls_verify_shutdown();
     mtls_tickets_shutdown();
     mtls_sessions_shutdown();
     wolfSSL_Cleanup();
 }
 
-int mtls_tls_reload(struct mtls_tls_ctx *ctx, char *err, size_t errlen)
-{
-    (void)ctx;
-    return mtls_tickets_reload(err, errlen);
-}
-
 int mtls_tls_new(struct mtls_tls *t, struct mtls_tls_ctx *ctx, struct mtls_buf *out,
                  struct mtls_metrics *metrics)
 {
-    WOLFSSL *ssl = wolfSSL_new(ctx->ctx);
+    WOLFSSL *ssl;
 
+    pthread_rwlock_rdlock(&ctx->lock);
+    ssl = wolfSSL_new(ctx->ctx);
+    pthread_rwlock_unlock(&ctx->lock);
     memset(t, 0, sizeof(*t));
+    t->client_auth = ctx->cfg->client_auth;
     if (!ssl)
         return -ENOMEM;
     t->ssl = ssl;
     t->out = out;
     t->metrics = metrics;
     t->generation = mtls_verify_generation();
+    t->trust_id = mtls_verify_trust_id();
     wolfSSL_SetIOReadCtx(ssl, t);
     wolfSSL_SetIOWriteCtx(ssl, t);
-    wolfSSL_SetCertCbCtx(ssl, &t->identity);
+    wolfSSL_SetCertCbCtx(ssl, t);
     return 0;
 }
 
@@ -212,9 +258,10 @@ enum mtls_tls_status mtls_tls_handshake(struct mtls_tls *t, const char **why)
          * resume with counts for nothing. */
         mtls_identity_free(t->ticket_identity);
         t->ticket_identity = NULL;
-        if (!t->identity) {
+        if (!t->identity && t->client_auth == MTLS_AUTH_VERIFY) {
             /* Fail closed: a handshake that ends without a verified client
-             * certificate (a library quirk) is not served. */
+             * certificate (a library quirk) is not served. In
+             * present/optional modes such a connection gets 403s. */
             *why = "handshake completed without a verified client identity";
             return MTLS_TLS_ERROR;
         }

@@ -5,6 +5,7 @@
 #include "mtlsd/worker.h"
 #include "mtlsd/conn.h"
 #include "mtlsd/log.h"
+#include "mtlsd/access_log.h"
 #include "mtlsd/tls.h"
 
 #include <errno.h>
@@ -323,6 +324,11 @@ static void *worker_main(void *arg)
             goto fatal;
         }
         w->now_ms = now_ms();
+        if (mtls_access_log_enabled()) {
+            struct timespec t;
+            clock_gettime(CLOCK_MONOTONIC, &t);
+            w->batch_us = (uint64_t)t.tv_sec * 1000000 + (uint64_t)t.tv_nsec / 1000;
+        }
         io_uring_for_each_cqe(ring, head, cqe) {
             dispatch(w, cqe);
             count++;
@@ -330,6 +336,8 @@ static void *worker_main(void *arg)
         io_uring_cq_advance(ring, count);
         expire_timers(w);
         reap(w);
+        if (w->alog.len)
+            mtls_access_log_flush(&w->alog);
         if (w->stopping) {
             if (w->nconns == 0)
                 break;
@@ -403,6 +411,7 @@ void mtls_worker_destroy(struct mtls_worker *w)
         mtls_buf_free(&w->spare[i]);
     w->nspare = 0;
     mtls_buf_free(&w->resp);
+    mtls_buf_free(&w->alog);
     free(w->plain);
     w->plain = NULL;
     if (w->listen_fd >= 0)

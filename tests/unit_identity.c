@@ -13,7 +13,7 @@ static struct mtls_identity *make(unsigned n_san, size_t name_len)
     struct mtls_identity *id;
     struct mtls_san *san;
     char *s;
-    size_t total = name_len + 1 + 64 + 64;
+    size_t total = name_len + 1 + 64 + 64 + 16;
 
     for (unsigned i = 0; i < n_san; i++)
         total += strlen(vals[i % 4]) + 1;
@@ -30,6 +30,12 @@ static struct mtls_identity *make(unsigned n_san, size_t name_len)
     strcpy(s, "0a1b2c");
     id->serial_hex = s;
     s += strlen(s) + 1;
+    strcpy(s, "cn1");
+    id->cn = s;
+    s += strlen(s) + 1;
+    strcpy(s, "ou-x");
+    id->ou = s;
+    s += strlen(s) + 1;
     for (unsigned i = 0; i < n_san; i++) {
         strcpy(s, vals[i % 4]);
         san[i].type = (enum mtls_san_type)(i % 4);
@@ -40,6 +46,8 @@ static struct mtls_identity *make(unsigned n_san, size_t name_len)
         id->sha256[i] = (uint8_t)(i * 7 + 1);
     id->not_before = 1700000000;
     id->not_after = 1900000000;
+    id->valid_until = 1800000000;
+    id->refs = 1;
     id->n_san = n_san;
     id->san = san;
     return id;
@@ -48,7 +56,8 @@ static struct mtls_identity *make(unsigned n_san, size_t name_len)
 static int same(const struct mtls_identity *a, const struct mtls_identity *b)
 {
     if (strcmp(a->subject, b->subject) || strcmp(a->issuer, b->issuer) ||
-        strcmp(a->serial_hex, b->serial_hex) || memcmp(a->sha256, b->sha256, 32) ||
+        strcmp(a->serial_hex, b->serial_hex) || strcmp(a->cn, b->cn) || strcmp(a->ou, b->ou) ||
+        a->valid_until != b->valid_until || b->refs != 1 || memcmp(a->sha256, b->sha256, 32) ||
         a->not_before != b->not_before || a->not_after != b->not_after || a->n_san != b->n_san)
         return 0;
     for (unsigned i = 0; i < a->n_san; i++)
@@ -79,10 +88,10 @@ int main(void)
     buf[n] = 0;
     CHECK(mtls_identity_deserialize(buf, (size_t)n + 1) == NULL);
 
-    /* A NUL inside a string: subject starts at 1+8+8+32+2. */
+    /* A NUL inside a string: subject starts at 1+8+8+8+32+2. */
     uint8_t bad[8192];
     memcpy(bad, buf, (size_t)n);
-    bad[1 + 8 + 8 + 32 + 2 + 3] = 0;
+    bad[1 + 8 + 8 + 8 + 32 + 2 + 3] = 0;
     CHECK(mtls_identity_deserialize(bad, (size_t)n) == NULL);
     /* Wrong version. */
     memcpy(bad, buf, (size_t)n);
@@ -90,7 +99,7 @@ int main(void)
     CHECK(mtls_identity_deserialize(bad, (size_t)n) == NULL);
     /* A string length pointing past the end. */
     memcpy(bad, buf, (size_t)n);
-    bad[1 + 8 + 8 + 32] = 0xff;
+    bad[1 + 8 + 8 + 8 + 32] = 0xff;
     CHECK(mtls_identity_deserialize(bad, (size_t)n) == NULL);
     /* Corruption anywhere either fails or yields a well-formed identity; it
      * never crashes (ASan build) or reads out of bounds. */
@@ -107,8 +116,9 @@ int main(void)
         struct mtls_identity *many = make(MTLS_IDENTITY_MAX_SAN, 10);
         long m = mtls_identity_serialize(many, buf, sizeof(buf));
         CHECK(m > 0);
-        size_t count_at = 1 + 8 + 8 + 32 + 2 + 10 + 2 + strlen(many->issuer) + 2 +
-                          strlen(many->serial_hex);
+        size_t count_at = 1 + 8 + 8 + 8 + 32 + 2 + 10 + 2 + strlen(many->issuer) + 2 +
+                          strlen(many->serial_hex) + 2 + strlen(many->cn) + 2 +
+                          strlen(many->ou);
         CHECK(buf[count_at] == MTLS_IDENTITY_MAX_SAN);
         buf[count_at] = MTLS_IDENTITY_MAX_SAN + 1;
         CHECK(mtls_identity_deserialize(buf, (size_t)m) == NULL);

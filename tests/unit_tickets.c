@@ -30,6 +30,10 @@ static struct mtls_identity *make_id(size_t name_len, time_t not_after)
     id->n_san = 1;
     id->not_before = 0;
     id->not_after = not_after;
+    id->valid_until = not_after;
+    id->cn = id->issuer;
+    id->ou = id->issuer;
+    id->refs = 1;
     return id;
 }
 
@@ -81,6 +85,7 @@ int main(void)
     t_global = &t;
     t.metrics = &m;
     t.generation = mtls_verify_generation();
+    t.trust_id = mtls_verify_trust_id();
     wolfSSL_SetIOReadCtx(ssl, &t);
     memset(it, 0x33, sizeof(it));
     it[0] = 0x11;
@@ -100,7 +105,7 @@ int main(void)
     CHECK(out == IT_LEN);
     CHECK(t.ticket_identity && strlen(t.ticket_identity->subject) == 40 &&
           strcmp(t.ticket_identity->san[0].value, "spiffe://t/x") == 0);
-    CHECK(t.ticket_generation == mtls_verify_generation());
+    CHECK(t.ticket_trust == mtls_verify_trust_id());
     CHECK(m.tickets_issued == 1);
 
     /* Tampering anywhere is refused as a bad ticket. */

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#define MTLS_MAX_LIST 64   /* entries of a repeatable flag */
+
 struct mtls_config {
     struct sockaddr_storage listen_addr;
     socklen_t listen_addrlen;
@@ -29,6 +31,20 @@ struct mtls_config {
     bool tls13_psk_ke;         /* also resume without (EC)DHE */
     unsigned session_cache;    /* TLS 1.2 session-ID cache slots; 0: off */
     bool session_cache_set;
+
+    enum mtls_client_auth { MTLS_AUTH_VERIFY, MTLS_AUTH_PRESENT, MTLS_AUTH_OPTIONAL } client_auth;
+    const char *crl_files[MTLS_MAX_LIST];
+    unsigned n_crl_files;
+    const char *public_paths[MTLS_MAX_LIST];
+    unsigned n_public_paths;
+    const char *allow[MTLS_MAX_LIST];
+    unsigned n_allow;
+    unsigned clock_skew_s;
+    unsigned verify_depth;     /* intermediates allowed between leaf and root */
+    unsigned verify_cache;     /* entries; 0 disables */
+    unsigned verify_cache_ttl_s;
+    unsigned max_conn_lifetime_ms; /* 0: unbounded */
+    const char *access_log;    /* NULL: off; "-": stdout */
 
     unsigned max_conns;        /* per worker */
     size_t max_header_bytes;

@@ -30,6 +30,7 @@ struct mtls_conn {
     bool paused;           /* output backlog: input waits */
     enum mtls_timer timer;
     uint64_t deadline_ms;
+    uint64_t born_ms;
     struct mtls_conn *tprev, *tnext;   /* timer list */
     struct mtls_conn *aprev, *anext;   /* worker's list of all */
     struct mtls_tls tls;

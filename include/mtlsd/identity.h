@@ -19,14 +19,22 @@ struct mtls_identity {
     const char *subject;        /* "/O=.../CN=..." */
     const char *issuer;
     const char *serial_hex;     /* lowercase hex, as in the certificate */
+    const char *cn;             /* subject CN ("" if none) */
+    const char *ou;             /* subject OU ("" if none) */
     uint8_t sha256[32];         /* of the leaf certificate's DER */
     time_t not_before;
     time_t not_after;
+    time_t valid_until;         /* earliest notAfter of the verified chain */
+    int refs;                   /* shared by the chain cache and connections */
     unsigned n_san;
     const struct mtls_san *san;
     /* one allocation: the strings and the SAN array follow */
 };
 
+/* Identities are immutable and reference-counted: a cached chain's identity
+ * is shared by every connection that presented it. */
+struct mtls_identity *mtls_identity_ref(struct mtls_identity *id);
+/* Drops one reference; frees at zero. NULL is fine. */
 void mtls_identity_free(struct mtls_identity *id);
 
 /* Compact, bounded binary form of an identity, for session tickets

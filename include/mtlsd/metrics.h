@@ -28,7 +28,25 @@
     X(handshake_timeouts, "connections closed by --handshake-timeout") \
     X(idle_timeouts, "connections closed by --idle-timeout") \
     X(requests, "HTTP requests answered") \
-    X(bad_requests, "requests refused with 4xx before routing (400, 413, 414, 431)")
+    X(bad_requests, "requests refused with 4xx before routing (400, 413, 414, 431)") \
+    X(forbidden, "requests answered 403: no verified or authorized identity") \
+    X(verify_cache_hits, "client chains found in the verified-chain cache") \
+    X(verify_cache_misses, "client chains verified in full") \
+    X(verify_cache_inserts, "verified chains added to the cache") \
+    X(verify_cache_evictions, "cache entries evicted to make room") \
+    X(verify_rejected_no_cert, "client certificates refused: none presented") \
+    X(verify_rejected_untrusted, "client certificates refused: no chain to --client-ca") \
+    X(verify_rejected_expired, "client certificates refused: a certificate expired") \
+    X(verify_rejected_not_yet_valid, "client certificates refused: not yet valid") \
+    X(verify_rejected_revoked, "client certificates refused: revoked by a CRL") \
+    X(verify_rejected_crl, "client certificates refused: CRL missing or out of date") \
+    X(verify_rejected_usage, "client certificates refused: EKU, key usage or CA flags") \
+    X(verify_rejected_self_signed, "client certificates refused: self-signed") \
+    X(verify_rejected_weak_key, "client certificates refused: key too small") \
+    X(verify_rejected_depth, "client certificates refused: chain too long") \
+    X(verify_rejected_malformed, "client certificates refused: malformed") \
+    X(reloads, "successful SIGHUP reloads") \
+    X(reload_failures, "SIGHUP reloads that failed (old material kept)")
 
 struct mtls_metrics {
 #define X(name, help) uint64_t name;

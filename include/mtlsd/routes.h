@@ -15,6 +15,7 @@ struct mtls_peer {
     const char *cipher;
     unsigned worker;
     bool resumed;
+    bool chain_cached;
 };
 
 /* Appends the response to `out`; returns its status, or -1 when out of

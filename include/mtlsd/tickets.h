@@ -39,7 +39,7 @@ void mtls_tickets_shutdown(void);
 /* Why a resumption is refused (a full handshake follows). */
 enum {
     MTLS_REFUSE_NONE,
-    MTLS_REFUSE_GENERATION,   /* trust reloaded since the identity was verified */
+    MTLS_REFUSE_GENERATION,   /* trust changed since the identity was verified */
     MTLS_REFUSE_LIFETIME,     /* original full handshake older than --session-lifetime */
     MTLS_REFUSE_EXPIRED_CERT, /* client certificate past notAfter */
     MTLS_REFUSE_UNKNOWN_KEY,
@@ -48,9 +48,14 @@ enum {
     MTLS_REFUSE_PSK_KE,
 };
 /* The policy shared by tickets and session IDs: MTLS_REFUSE_NONE when an
- * identity verified under `generation` at `auth_time` (unix seconds), whose
- * certificate ends at `not_after`, may resume now. */
-int mtls_resume_check(uint64_t generation, int64_t auth_time, int64_t not_after);
+ * identity verified under trust `trust` (mtls_verify_trust_id()) at
+ * `auth_time` (unix seconds), whose certificate ends at `not_after`, may
+ * resume now. */
+int mtls_resume_check(uint64_t trust, int64_t auth_time, int64_t not_after);
+struct mtls_identity;
+/* When an identity stops being valid: its certificate's notAfter or the
+ * earliest notAfter of its verified chain; -1 when unknown. */
+int64_t mtls_identity_end(const struct mtls_identity *id);
 struct mtls_tls;
 /* Logs (debug) and counts a refusal, once per connection. */
 void mtls_resume_count_refusal(struct mtls_tls *t, int reason);

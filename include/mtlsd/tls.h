@@ -7,6 +7,7 @@
 #include "mtlsd/buf.h"
 #include "mtlsd/config.h"
 #include "mtlsd/identity.h"
+#include "mtlsd/metrics.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -38,19 +39,24 @@ struct mtls_tls {
     struct mtls_buf *out;             /* ciphertext to send */
     struct mtls_identity *identity;   /* set by the verify callback; after a
                                          resumed handshake, the one restored
-                                         from the ticket */
+                                         from the ticket or session cache */
+    const char *verify_error;         /* why the presented chain was refused */
     struct mtls_metrics *metrics;     /* the worker's counters */
-    /* Ticket state (tickets.c). The identity a ticket carried is kept apart
-     * until the handshake ends: wolfSSL may still decide on a full handshake
-     * after the ticket callback accepted a ticket, and then only the verify
-     * callback's identity counts. */
-    struct mtls_identity *ticket_identity; /* from a ticket or the session-ID cache */
-    uint64_t ticket_generation;       /* trust generation it was verified under */
+    int client_auth;                  /* enum mtls_client_auth */
+    bool cert_presented;
+    bool chain_cached;                /* identity came from the chain cache */
+    /* Resumption state (tickets.c, sessions.c). The identity a ticket or a
+     * cached session carried is kept apart until the handshake ends: wolfSSL
+     * may still decide on a full handshake after our callback accepted it,
+     * and then only the verify callback's identity counts. */
+    struct mtls_identity *ticket_identity;
+    uint64_t ticket_trust;            /* trust id it was verified under */
     int64_t ticket_auth_time;         /* when that full handshake happened */
     enum mtls_tls_resume ticket_kind; /* where it came from */
-    uint64_t generation;              /* trust generation when this connection
-                                         started (conservative: a reload during
-                                         the handshake makes its tickets stale) */
+    uint64_t generation;              /* trust generation and id when this */
+    uint64_t trust_id;                /* connection started: a reload during
+                                         the handshake makes its tickets
+                                         unusable (mtls_verify_trust_id) */
     int64_t auth_time;                /* full handshake: its time; resumed: the
                                          original full handshake's */
     bool ticket_refused;              /* a refusal was counted already */
@@ -60,6 +66,10 @@ struct mtls_tls {
 int mtls_tls_ctx_new(struct mtls_tls_ctx **out, const struct mtls_config *cfg, char *err,
                      size_t errlen);
 void mtls_tls_ctx_free(struct mtls_tls_ctx *ctx);
+/* SIGHUP: server certificate and key, --client-ca, --crl. New handshakes
+ * use the new material; established connections are untouched. On failure
+ * the old material stays and `err` says why. */
+int mtls_tls_ctx_reload(struct mtls_tls_ctx *ctx, char *err, size_t errlen);
 
 /* 0 or -ENOMEM. `out` must stay at the same address for the connection's
  * life; `metrics` gets the connection's ticket counters. */
@@ -87,10 +97,6 @@ void mtls_tls_close_notify(struct mtls_tls *t);
 const char *mtls_tls_version_name(const struct mtls_tls *t);
 const char *mtls_tls_cipher_name(const struct mtls_tls *t);
 bool mtls_tls_resumed(const struct mtls_tls *t);
-
-/* SIGHUP: reloads what the TLS layer owns (ticket keys); -1 with `err`
- * when something could not be reloaded (the old material stays). */
-int mtls_tls_reload(struct mtls_tls_ctx *ctx, char *err, size_t errlen);
 
 /* For --version: library version and speed-ups built in. */
 void mtls_tls_describe(FILE *f);

@@ -1,5 +1,6 @@
 /* Client-certificate policy: which certificates are accepted and what
- * identity is extracted from them. Owns the wolfSSL verify callback. */
+ * identity is extracted from them. Owns the wolfSSL verify callback, the
+ * trust material (--client-ca, --crl) and the verified-chain cache. */
 #ifndef MTLSD_VERIFY_H
 #define MTLSD_VERIFY_H
 
@@ -10,17 +11,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Loads --client-ca and requires a verified client certificate on `ctx`.
- * Each WOLFSSL must then get wolfSSL_SetCertCbCtx(ssl, &identity_slot)
- * where identity_slot is a `struct mtls_identity *` that the callback fills
- * at depth 0. */
-int mtls_verify_setup(WOLFSSL_CTX *ctx, const struct mtls_config *cfg, char *err,
-                      size_t errlen);
+/* Loads --client-ca and --crl; sets up the chain cache. */
+int mtls_verify_init(const struct mtls_config *cfg, char *err, size_t errlen);
+/* SIGHUP: new trust material, new generation; the old stays on failure. */
+int mtls_verify_reload(char *err, size_t errlen);
+void mtls_verify_shutdown(void);
+
+/* Requires client certificates on `ctx` (per --client-auth) and installs the
+ * callback. Each WOLFSSL must get wolfSSL_SetCertCbCtx(ssl, struct mtls_tls*). */
+void mtls_verify_setup(WOLFSSL_CTX *ctx, const struct mtls_config *cfg);
 
 /* The trust generation: bumped whenever the trusted CAs or CRLs change
  * (SIGHUP). Anything verified under an older generation (cached chains,
  * session tickets) must not be trusted again without a new verification. */
 uint64_t mtls_verify_generation(void);
+/* A digest of the trust in force (--client-ca and --crl contents and the
+ * chain settings), equal across instances with the same trust: what session
+ * tickets record (tickets.c). */
+uint64_t mtls_verify_trust_id(void);
 
 /* Parses a certificate's DER into a freshly allocated identity; NULL when it
  * is malformed or carries a name with an embedded NUL. */

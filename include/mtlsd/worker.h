@@ -48,6 +48,8 @@ struct mtls_worker {
     uint8_t *plain;                  /* scratch: decrypted bytes */
     size_t plain_cap;
     struct mtls_buf resp;            /* scratch: response being framed */
+    struct mtls_buf alog;            /* access log lines of this batch */
+    uint64_t batch_us;               /* when this batch of completions began */
     struct mtls_buf spare[8];        /* recycled output buffers */
     unsigned nspare;
     struct mtls_metrics metrics;
