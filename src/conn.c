@@ -157,7 +157,7 @@ static void conn_linger(struct mtls_conn *c)
 {
     /* Half-close and keep reading: closing with unread input would make
      * the kernel send a RST that can destroy our last response in flight. */
-    if (shutdown(c->fd, SHUT_WR) < 0 || !c->recv_armed) {
+    if (c->peer_eof || !c->recv_armed || shutdown(c->fd, SHUT_WR) < 0) {
         mtls_conn_close(c, "closed");
         return;
     }
@@ -394,7 +394,9 @@ void mtls_conn_on_recv(struct mtls_conn *c, int res, unsigned flags)
         conn_input(c, mtls_ring_buf(&w->ring, bid), (size_t)res);
         mtls_ring_buf_return(&w->ring, bid);
     } else if (res == 0) {
-        /* Peer's EOF: answer what it sent, then close. */
+        /* Peer's EOF: answer what it sent, then close; nothing is left to
+         * linger for. */
+        c->peer_eof = true;
         if (c->state == MTLS_CONN_LINGER || c->state == MTLS_CONN_HANDSHAKE)
             mtls_conn_close(c, "peer closed");
         else

@@ -82,10 +82,7 @@ static int on_header_field_complete(llhttp_t *p)
 
 static int on_header_value(llhttp_t *p, const char *at, size_t n)
 {
-    /* llhttp 8 accepts obs-fold (CRLF + SP inside a value) and hands the
-     * pieces over without the CRLF. No value is interpreted here, which RFC
-     * 9112 5.2 allows (as if each fold were SP); a layer that starts reading
-     * header values must reject folds instead. */
+    /* Folded lines (obs-fold) are refused in mtls_http_parse(). */
     (void)at;
     return charge(HTTP_FROM_PARSER(p), n);
 }
@@ -103,7 +100,9 @@ static int on_headers_complete(llhttp_t *p)
     if (mtls_buf_append(&h->target, "", 1) < 0) /* NUL-terminate the target */
         return fail(h, 500);
     h->target.len--;
-    return 0;
+    /* Stop here so the caller knows where the header section ends. */
+    h->headers_paused = true;
+    return HPE_PAUSED;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t n)
@@ -124,6 +123,8 @@ static int on_message_complete(llhttp_t *p)
     h->keep_alive = llhttp_should_keep_alive(p) && !p->upgrade;
     h->complete = true;
     h->in_message = false;
+    h->in_headers = true; /* the next bytes are the next request's head */
+    h->last_lf = false;
     return HPE_PAUSED; /* one request at a time: answers stay in order */
 }
 
@@ -149,12 +150,24 @@ void mtls_http_init(struct mtls_http *h, const struct mtls_http_limits *limits)
     pthread_once(&once, settings_init);
     memset(h, 0, sizeof(*h));
     h->limits = limits;
+    h->in_headers = true;
     llhttp_init(&h->parser, HTTP_REQUEST, &settings);
 }
 
 void mtls_http_free(struct mtls_http *h)
 {
     mtls_buf_free(&h->target);
+}
+
+/* Looks for LF followed by SP or HTAB in header bytes, across reads. */
+static bool has_fold(struct mtls_http *h, const char *p, const char *end)
+{
+    for (; p < end; p++) {
+        if (h->last_lf && (*p == ' ' || *p == '\t'))
+            return true;
+        h->last_lf = *p == '\n';
+    }
+    return false;
 }
 
 bool mtls_http_idle(const struct mtls_http *h)
@@ -179,13 +192,36 @@ enum mtls_http_result mtls_http_parse(struct mtls_http *h, const uint8_t *data, 
         *consumed = 0;
         return MTLS_HTTP_NEED_MORE;
     }
-    err = llhttp_execute(&h->parser, (const char *)data, len);
+    const char *start = (const char *)data, *end = start + len;
+    for (;;) {
+        bool in_headers = h->in_headers;
+        err = llhttp_execute(&h->parser, start, (size_t)(end - start));
+        pos = err == HPE_OK ? end : llhttp_get_error_pos(&h->parser);
+        /* llhttp 8 accepts obs-fold (a header line continued by a line
+         * starting with SP or HTAB) and hands the pieces over as one value.
+         * Proxies disagree on unfolding, so a folded Transfer-Encoding or
+         * Content-Length is a smuggling vector: refuse it (RFC 9112 5.2). */
+        if (in_headers && pos && has_fold(h, start, pos)) {
+            *consumed = len;
+            *status = 400;
+            return MTLS_HTTP_ERROR;
+        }
+        if (err == HPE_PAUSED && h->headers_paused) {
+            h->headers_paused = false;
+            h->in_headers = false;
+            llhttp_resume(&h->parser);
+            /* Go on even at the end of the input: a request without a body
+             * completes right here, with no more bytes. */
+            start = pos;
+            continue;
+        }
+        break;
+    }
     if (err == HPE_OK) {
         *consumed = len;
         return MTLS_HTTP_NEED_MORE;
     }
     if (err == HPE_PAUSED && h->complete) {
-        pos = llhttp_get_error_pos(&h->parser);
         *consumed = (size_t)(pos - (const char *)data);
         llhttp_resume(&h->parser);
         req->method = h->parser.method;

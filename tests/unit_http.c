@@ -125,8 +125,13 @@ int main(void)
     each_split("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"
                "abcd", 0, 400);
     each_split("GET / HTTP/1.1\nHost: a\n\n", 0, 400);          /* bare LF */
-    /* obs-fold: llhttp 8 accepts it; no value is interpreted (see http.c). */
-    each_split("GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", 1, 0);
+    each_split("GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", 0, 400); /* obs-fold */
+    each_split("GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n\tb\r\n\r\n", 0, 400);
+    each_split("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n chunked\r\n\r\n"
+               "0\r\n\r\n", 0, 400);
+    /* a body may contain LF + SP: only the head is checked */
+    each_split("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\na\n bGET / HTTP/1.1\r\n"
+               "Host: a\r\n\r\n", 2, 0);
     each_split("GET / HTTP/1.1\r\n\r\n", 0, 400);               /* no Host */
     each_split("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 0, 400);
     each_split("GET / HTTP/1.1\r\nHost : a\r\n\r\n", 0, 400);   /* space before colon */

@@ -28,6 +28,7 @@ struct mtls_conn {
     bool recv_armed;
     bool send_inflight;
     bool paused;           /* output backlog: input waits */
+    bool peer_eof;         /* the peer has shut its side */
     enum mtls_timer timer;
     uint64_t deadline_ms;
     uint64_t born_ms;

@@ -44,6 +44,9 @@ struct mtls_http {
     bool keep_alive;
     bool complete;
     bool in_message;
+    bool in_headers;           /* bytes fed now belong to a request head */
+    bool headers_paused;       /* llhttp paused at the end of a head */
+    bool last_lf;              /* last header byte seen was LF */
     unsigned header_count;
     unsigned host_count;
     size_t header_bytes;

@@ -75,10 +75,11 @@ def recv_some(s, n=65536):
         return b""
 
 
-def parse_responses(buf, head_only):
+def parse_responses(buf, head_only, heads=()):
     out = []
     i = 0
     while i < len(buf):
+        head_only_this = head_only or len(out) in heads
         end = buf.find(b"\r\n\r\n", i)
         if end < 0:
             out.append({"partial": buf[i:].decode("latin-1")})
@@ -93,7 +94,7 @@ def parse_responses(buf, head_only):
             k, _, v = h.partition(":")
             r["headers"][k.strip().lower()] = v.strip()
         i = end + 4
-        n = 0 if head_only else int(r["headers"].get("content-length", "0") or 0)
+        n = 0 if head_only_this else int(r["headers"].get("content-length", "0") or 0)
         r["body"] = buf[i:i + n].decode("latin-1")
         if len(buf) - i < n:
             r["truncated"] = True
@@ -125,7 +126,10 @@ def cmd_req(a):
         if a.chunk > 0:
             for k in range(0, len(data), a.chunk):
                 s.sendall(data[k:k + a.chunk])
-                if a.delay:
+                if k == 0 and a.ready_file:
+                    with open(a.ready_file, "w") as f:
+                        f.write("sent first piece\n")
+                if a.delay and k + a.chunk < len(data):
                     time.sleep(a.delay)
         else:
             s.sendall(data)
@@ -139,7 +143,7 @@ def cmd_req(a):
         try:
             d = recv_some(s)
         except (socket.timeout, TimeoutError):
-            if want and len(parse_responses(buf, a.head)) < want:
+            if want and len(parse_responses(buf, a.head, a.heads)) < want:
                 continue  # still waiting for the responses we expect
             break
         except OSError as e:
@@ -150,10 +154,13 @@ def cmd_req(a):
             res["closed"] = True
             break
         buf += d
+        if a.stop and want and len([r for r in parse_responses(buf, a.head, a.heads)
+                                    if "partial" not in r and not r.get("truncated")]) >= want:
+            break
     res["elapsed_after_send"] = round(time.monotonic() - t_sent, 3)
     res["elapsed"] = round(time.monotonic() - t0, 3)
     res["raw_len"] = len(buf)
-    res["responses"] = parse_responses(buf, a.head)
+    res["responses"] = parse_responses(buf, a.head, a.heads)
     res["statuses"] = [r.get("status") for r in res["responses"]]
     try:
         s.close()
@@ -239,16 +246,19 @@ def cmd_hold(a):
         if a.until_file and os.path.exists(a.until_file):
             break
         time.sleep(0.05)
+    import select
+    readable = select.select(conns, [], [], 0.2)[0] if conns else []
     for i, s in enumerate(conns):
-        s.settimeout(0.2)
-        try:
-            d = recv_some(s)
-            if not d:
+        if s in readable:
+            s.settimeout(0.2)
+            try:
+                if not recv_some(s):
+                    res["closed_by_server"].append(i)
+            except (socket.timeout, TimeoutError):
+                pass
+            except OSError:
                 res["closed_by_server"].append(i)
-        except (socket.timeout, TimeoutError):
-            pass
-        except OSError:
-            res["closed_by_server"].append(i)
+    for s in conns:
         try:
             s.close()
         except OSError:
@@ -273,7 +283,10 @@ def main():
     p.add_argument("--chunk", type=int, default=0, help="send in pieces of N bytes")
     p.add_argument("--delay", type=float, default=0.0, help="pause between pieces")
     p.add_argument("--head", action="store_true", help="responses carry no body")
+    p.add_argument("--heads", type=lambda v: [int(x) for x in v.split(",")], default=[],
+                   help="indices of responses to HEAD requests (no body)")
     p.add_argument("--expect", type=int, default=0, help="keep reading until N responses")
+    p.add_argument("--stop", action="store_true", help="return as soon as --expect responses are in")
     p.add_argument("--quiet", type=float, default=1.0, help="stop after this long without data")
     p.add_argument("--timeout", type=float, default=15.0)
     p.add_argument("--partial-hello", type=int, default=0)

@@ -19,7 +19,9 @@ IT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 : "${MTLS_LOAD:=$MTLSD_BUILD/tools/mtls-load}"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-ITC="python3 $IT_DIR/itclient.py"
+# the pyenv shim costs ~0.2 s a call: prefer the system interpreter
+if [ -x /usr/bin/python3 ]; then PY=/usr/bin/python3; else PY=python3; fi
+ITC="$PY $IT_DIR/itclient.py"
 
 IT_NAME=$(basename "$0" .sh)
 T=$(mktemp -d "${TMPDIR:-/tmp}/mtlsd-it-$IT_NAME.XXXXXX")
@@ -38,7 +40,7 @@ IT_LOGS=()
 if [ -z "${IT_SLOW:-}" ]; then
     if grep -q -a -m1 __asan_init "$MTLSD" 2>/dev/null; then IT_SLOW=3; else IT_SLOW=1; fi
 fi
-slow() { python3 -c "print($1 * $IT_SLOW)"; } # slow 2 -> 2 (or 6 under ASan)
+slow() { $PY -c "print($1 * $IT_SLOW)"; } # slow 2 -> 2 (or 6 under ASan)
 
 it_cleanup() {
     local p
@@ -87,7 +89,7 @@ check_not_contains() {
     esac
 }
 check_range() { # check_range "name" value lo hi   (floats, lo <= v <= hi)
-    if python3 -c "import sys; v,lo,hi=map(float,sys.argv[1:]); sys.exit(0 if lo<=v<=hi else 1)" "$2" "$3" "$4" 2>/dev/null; then
+    if $PY -c "import sys; v,lo,hi=map(float,sys.argv[1:]); sys.exit(0 if lo<=v<=hi else 1)" "$2" "$3" "$4" 2>/dev/null; then
         pass "$1 ($2 in [$3, $4])"
     else
         fail "$1" "value $2 not in [$3, $4]"
@@ -96,7 +98,7 @@ check_range() { # check_range "name" value lo hi   (floats, lo <= v <= hi)
 
 # jget JSON EXPR: python expression over j, e.g. jget "$r" 'j["statuses"]'
 jget() {
-    python3 -c '
+    $PY -c '
 import json, sys
 j = json.loads(sys.argv[1])
 v = eval(sys.argv[2])
@@ -130,14 +132,14 @@ make_pki() {
 
 # ---- ports and the server ----------------------------------------------------
 free_port() {
-    python3 -c '
+    $PY -c '
 import socket
 s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
 # port_is_free PORT: nobody listens on 127.0.0.1:PORT
 port_is_free() {
-    python3 -c '
+    $PY -c '
 import socket, sys
 s = socket.socket(); s.settimeout(1)
 try:
@@ -148,6 +150,7 @@ except OSError:
 
 # start_mtlsd [mtlsd flags...]: uses $PKI (make_pki first) and a fresh free
 # port (or $PORT when IT_FIXED_PORT=1); --listen defaults to 127.0.0.1:$PORT.
+# SRV_CERT, SRV_KEY, SRV_CLIENT_CA override the PKI files.
 # Waits (bounded) for "listening". Sets MTLSD_PID, MTLSD_LOG, PORT.
 start_mtlsd() {
     local try listen_given=0 a
@@ -156,12 +159,13 @@ start_mtlsd() {
         [ "${IT_FIXED_PORT:-0}" = 1 ] || PORT=$(free_port)
         MTLSD_LOG=$T/mtlsd.$PORT.$try.log
         IT_LOGS+=("$MTLSD_LOG")
-        local args=(--cert "$PKI/server.crt" --key "$PKI/server.key" --client-ca "$PKI/ca.crt")
+        local args=(--cert "${SRV_CERT:-$PKI/server.crt}" --key "${SRV_KEY:-$PKI/server.key}"
+            --client-ca "${SRV_CLIENT_CA:-$PKI/ca.crt}")
         [ $listen_given = 0 ] && args+=(--listen "127.0.0.1:$PORT")
         "$MTLSD" "${args[@]}" "$@" >"$MTLSD_LOG" 2>&1 &
         MTLSD_PID=$!
         local i limit
-        limit=$(python3 -c "print(int(20 * 20 * $IT_SLOW))")
+        limit=$($PY -c "print(int(20 * 20 * $IT_SLOW))")
         for ((i = 0; i < limit; i++)); do
             if grep -q "listening" "$MTLSD_LOG"; then return 0; fi
             if ! kill -0 "$MTLSD_PID" 2>/dev/null; then break; fi
@@ -184,7 +188,7 @@ stop_mtlsd() {
     local sig=${1:-TERM} i limit
     [ -n "$MTLSD_PID" ] || { MTLSD_RC=""; return 0; }
     kill -"$sig" "$MTLSD_PID" 2>/dev/null
-    limit=$(python3 -c "print(int(20 * 20 * $IT_SLOW))")
+    limit=$($PY -c "print(int(20 * 20 * $IT_SLOW))")
     for ((i = 0; i < limit; i++)); do
         kill -0 "$MTLSD_PID" 2>/dev/null || break
         sleep 0.05
@@ -202,7 +206,7 @@ stop_mtlsd() {
 # wait_exit PID SECONDS -> 0 if the process ended in time
 wait_gone() {
     local pid=$1 i limit
-    limit=$(python3 -c "print(int($2 * 20))")
+    limit=$($PY -c "print(int($2 * 20))")
     for ((i = 0; i < limit; i++)); do
         kill -0 "$pid" 2>/dev/null || return 0
         sleep 0.05
@@ -241,6 +245,9 @@ ncurl() {
 metric() {
     ccurl "$(url /metrics)" 2>/dev/null | awk -v n="$1" '$1 == n { print $2 }'
 }
+# metrics_snap: the whole /metrics text (one request); mval TEXT NAME -> value
+metrics_snap() { ccurl "$(url /metrics)" 2>/dev/null; }
+mval() { awk -v n="$2" '$1 == n { print $2 }' <<<"$1"; }
 
 # good_200 "name": a fresh connection with the good certificate gets 200 Hello World!
 good_200() {
