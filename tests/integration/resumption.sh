@@ -5,8 +5,11 @@
 # workers resumes; a shared --ticket-key-file resumes across instances and a
 # different one falls back to a full handshake; rotation keeps one period;
 # --session-lifetime, psk_ke-only clients and --tickets off fall back to a
-# full handshake; bad key files and flag combinations exit 2.
+# full handshake; a revoked (CRL reloaded by SIGHUP) or expired client does
+# not resume and its full handshake is refused; bad key files and flag
+# combinations exit 2.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/pki.bash"
 
 make_pki
 C=$PKI/client.crt K=$PKI/client.key
@@ -208,22 +211,64 @@ for v in 1.3 1.2; do
 done
 stop_mtlsd TERM
 
-# ---- trust generation --------------------------------------------------------------
-# TODO(issue 3): needs SIGHUP to reload --client-ca/--crl and bump
-# mtls_verify_generation(); until then a SIGHUP does not change trust.
-start_mtlsd --workers 1
-for v in 1.3 1.2 1.2id; do sc $v "$T/g$v.pem" >/dev/null; done
-kill -HUP "$MTLSD_PID"; sleep "$(slow 0.5)"
-if [ "$(metric mtlsd_resumption_refused_generation)" = 0 ] &&
-    reused "$(sc 1.3 "$T/g.probe" "$T/g1.3.pem")"; then
-    skip "TODO(issue 3): tickets and session IDs refused after a trust reload (SIGHUP does not bump the generation yet)"
-else
-    for v in 1.3 1.2 1.2id; do
-        out=$(sc $v "$T/g$v.x" "$T/g$v.pem")
-        check_contains "trust reload TLS$v: old session gets a full handshake" "$out" '"resumed":false'
+# ---- trust changes: revocation beats resumption -------------------------------------
+make_pki_matrix
+pki_trusted_clients 1
+cp "$M/root.crl" "$T/live.crl"
+# sighup_wait: SIGHUP the server and wait (bounded) for its log line
+sighup_wait() {
+    local before i
+    before=$(grep -cE "SIGHUP: (reloaded|reload failed)" "$MTLSD_LOG")
+    kill -HUP "$MTLSD_PID"
+    for ((i = 0; i < 100; i++)); do
+        [ "$(grep -cE "SIGHUP: (reloaded|reload failed)" "$MTLSD_LOG")" -gt "$before" ] && break
+        sleep 0.05
     done
-    check_range "metric: generation refusals" "$(metric mtlsd_resumption_refused_generation)" 3 100
-fi
+    grep -E "SIGHUP: (reloaded|reload failed)" "$MTLSD_LOG" | tail -1
+}
+start_mtlsd --workers 2 --crl "$T/live.crl"
+for v in 1.3 1.2 1.2id; do
+    sc $v "$T/rv$v.pem" >/dev/null
+    C=$M/tc_1.pem K=$M/tc_1.key sc $v "$T/by$v.pem" >/dev/null
+done
+# A SIGHUP that changes nothing keeps sessions resumable (the ticket records
+# a digest of the trust, not a reload counter).
+check_contains "SIGHUP, same trust: reloaded" "$(sighup_wait)" "reloaded"
+check "SIGHUP, same trust: TLS 1.3 ticket still resumes" reused "$(sc 1.3 "$T/same.x" "$T/rv1.3.pem")"
+# Now revoke the client and reload the CRL.
+(cd "$M" && openssl ca -batch -config cadb/ca.cnf -revoke good.crt >>openssl.log 2>&1 &&
+    openssl ca -batch -config cadb/ca.cnf -gencrl -out "$T/live.crl" >>openssl.log 2>&1) ||
+    { echo "FATAL: cannot revoke"; exit 1; }
+check_contains "revocation: SIGHUP reloaded the CRL" "$(sighup_wait)" "reloaded"
+for v in 1.3 1.2 1.2id; do
+    out=$(sc $v "$T/rv$v.x" "$T/rv$v.pem")
+    check "revocation TLS$v: old session does not resume" bash -c '! grep -qE "^Reused, " <<<"$1"' _ "$out"
+    check_not_contains "revocation TLS$v: and the full handshake is refused" "$out" '"subject"'
+    out=$(C=$M/tc_1.pem K=$M/tc_1.key sc $v "$T/by$v.x" "$T/by$v.pem")
+    check_contains "revocation TLS$v: a bystander's old session gets a full handshake, served" \
+        "$out" '"resumed":false'
+done
+out=$(C=$M/tc_1.pem K=$M/tc_1.key sc 1.3 "$T/by.y" "$T/by1.3.x")
+check "revocation: the bystander's new ticket resumes" reused "$out"
+check_range "metric: trust-change refusals" "$(mcurl tc_1 "$(url /metrics)" 2>/dev/null |
+    awk '$1 == "mtlsd_resumption_refused_generation" { print $2 }')" 6 100
+stop_mtlsd TERM
+
+# ---- a client certificate that expires: its sessions end with it ----------------------
+pki_short_lived shortlived 4
+start_mtlsd --workers 1
+for v in 1.3 1.2 1.2id; do
+    C=$M/shortlived.pem K=$M/shortlived.key sc $v "$T/sl$v.pem" >/dev/null
+done
+check "expiring cert: resumes while valid" reused \
+    "$(C=$M/shortlived.pem K=$M/shortlived.key sc 1.3 "$T/sl.x" "$T/sl1.3.pem")"
+sleep "$(slow 5)"
+for v in 1.3 1.2 1.2id; do
+    out=$(C=$M/shortlived.pem K=$M/shortlived.key sc $v "$T/sl$v.y" "$T/sl$v.pem")
+    check "expired cert TLS$v: old session does not resume" bash -c '! grep -qE "^Reused, " <<<"$1"' _ "$out"
+    check_not_contains "expired cert TLS$v: and the full handshake is refused" "$out" '"subject"'
+done
+check_range "metric: expired-certificate refusals" "$(metric mtlsd_resumption_refused_expired_cert)" 3 100
 stop_mtlsd TERM
 
 # ---- bad configurations: exit 2 before serving --------------------------------------
