@@ -56,8 +56,12 @@ int main(int argc, char **argv)
         mtls_server_destroy(&srv);
         return 1;
     }
-    log_info("listening on %s with %u worker%s (TLS >= 1.%d, client certificates required)",
-             cfg.listen_str, cfg.workers, cfg.workers == 1 ? "" : "s", cfg.tls_min - 10);
+    static const char *const modes[] = {"client certificates required and verified",
+                                        "client certificates required, verified per request",
+                                        "client certificates optional"};
+    log_info("listening on %s with %u worker%s (TLS >= 1.%d, %s)", cfg.listen_str,
+             cfg.workers, cfg.workers == 1 ? "" : "s", cfg.tls_min - 10,
+             modes[cfg.client_auth]);
 
     for (;;) {
         unsigned wait_ms = mtls_server_tick(&srv);

@@ -8,6 +8,9 @@
 #include "mtlsd/access_log.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +23,28 @@ static int readable(const char *flag, const char *path, char *err, size_t errlen
         return -1;
     }
     return 0;
+}
+
+/* SO_REUSEPORT would let a second server share our port silently (the
+ * kernel would split connections between them): probe it without. */
+static bool port_taken(const struct mtls_config *cfg, char *err, size_t errlen)
+{
+    int one = 1, fd = socket(cfg->listen_addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    bool taken = false;
+
+    if (fd < 0)
+        return false;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (cfg->listen_addr.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, (const struct sockaddr *)&cfg->listen_addr, cfg->listen_addrlen) < 0 &&
+        errno == EADDRINUSE) {
+        snprintf(err, errlen, "--listen %s: address already in use (another server?)",
+                 cfg->listen_str);
+        taken = true;
+    }
+    close(fd);
+    return taken;
 }
 
 int mtls_server_init(struct mtls_server *s, const struct mtls_config *cfg, char *err,
@@ -36,6 +61,8 @@ int mtls_server_init(struct mtls_server *s, const struct mtls_config *cfg, char 
         return -1;
     if (mtls_tls_ctx_new(&s->tls, cfg, err, errlen) < 0)
         return -1;
+    if (port_taken(cfg, err, errlen))
+        goto fail;
     /* Workers are 64-byte aligned: their counters never share a line. */
     s->workers = aligned_alloc(64, ((sizeof(struct mtls_worker) * cfg->workers + 63) / 64) * 64);
     if (!s->workers) {

@@ -34,6 +34,7 @@ struct shard {
 } __attribute__((aligned(64)));
 
 static struct shard *shards;
+static unsigned nshards;
 static unsigned ttl;
 
 int mtls_vcache_init(unsigned capacity, unsigned ttl_s)
@@ -43,14 +44,16 @@ int mtls_vcache_init(unsigned capacity, unsigned ttl_s)
     ttl = ttl_s;
     if (capacity == 0)
         return 0;
-    shards = aligned_alloc(64, sizeof(struct shard) * SHARDS);
+    /* The shards' capacities add up to exactly --verify-cache. */
+    nshards = capacity < SHARDS ? capacity : SHARDS;
+    shards = aligned_alloc(64, sizeof(struct shard) * nshards);
     if (!shards)
         return -1;
-    per = (capacity + SHARDS - 1) / SHARDS;
-    for (nb = 1; nb < per * 2; nb <<= 1)
-        ;
-    for (unsigned i = 0; i < SHARDS; i++) {
+    for (unsigned i = 0; i < nshards; i++) {
         struct shard *s = &shards[i];
+        per = capacity / nshards + (i < capacity % nshards ? 1 : 0);
+        for (nb = 1; nb < per * 2; nb <<= 1)
+            ;
         memset(s, 0, sizeof(*s));
         pthread_mutex_init(&s->lock, NULL);
         s->buckets = calloc(nb, sizeof(*s->buckets));
@@ -114,7 +117,7 @@ struct mtls_identity *mtls_vcache_get(const uint8_t key[32], uint64_t generation
 
     if (!shards)
         return NULL;
-    s = &shards[key[0] % SHARDS];
+    s = &shards[key[0] % nshards];
     pthread_mutex_lock(&s->lock);
     for (e = s->buckets[bucket_of(key) & s->mask]; e; e = e->hnext)
         if (memcmp(e->key, key, 32) == 0)
@@ -151,7 +154,7 @@ unsigned mtls_vcache_put(const uint8_t key[32], uint64_t generation, time_t now,
     if (id->valid_until < e->expires)
         e->expires = id->valid_until;
     e->id = mtls_identity_ref(id);
-    s = &shards[key[0] % SHARDS];
+    s = &shards[key[0] % nshards];
     pthread_mutex_lock(&s->lock);
     for (old = s->buckets[bucket_of(key) & s->mask]; old; old = old->hnext)
         if (memcmp(old->key, key, 32) == 0)
@@ -175,7 +178,7 @@ void mtls_vcache_destroy(void)
 {
     if (!shards)
         return;
-    for (unsigned i = 0; i < SHARDS; i++) {
+    for (unsigned i = 0; i < nshards; i++) {
         struct shard *s = &shards[i];
         while (s->head)
             remove_entry(s, s->head);

@@ -685,10 +685,15 @@ static enum reject verify_chain(struct trust *t, const WOLFSSL_BUFFER_INFO *cert
     if (r != OK)
         goto out;
     /* Revocation, for every certificate up to the anchor. */
+    /* Revocation, for every certificate up to the anchor. The manager
+     * finds a certificate's CRL through its issuer, so a CRL can only cover
+     * certificates issued by a CA in --client-ca: a chain through an
+     * intermediate the client sent has no CRL for its leaf, and with CRLs
+     * configured that is a refusal (fail closed; see README). */
     for (i = 0; t->crl && i <= top && r == OK; i++) {
         int ret = wolfSSL_CertManagerCheckCRL(t->cm, (unsigned char *)certs[i].buffer,
                                               (int)certs[i].length);
-        r = ret == WOLFSSL_SUCCESS ? OK : cm_result(ret);
+        r = ret == WOLFSSL_SUCCESS ? OK : ret == ASN_NO_SIGNER_E ? R_CRL : cm_result(ret);
     }
     if (r != OK)
         goto out;
@@ -741,14 +746,23 @@ static int on_verify(int preverify, WOLFSSL_X509_STORE_CTX *store)
          * whole chain is judged at depth 0. Anything else stays fatal. */
         return preverify || NO_SIGNER(store->error);
     }
-    if (!preverify && !NO_SIGNER(store->error)) {
-        t->verify_error = reject_text[R_MALFORMED];
-        count_reject(t->metrics, R_MALFORMED);
-        return config->client_auth != MTLS_AUTH_VERIFY;
-    }
     if (store->totalCerts < 1 || !store->certs) {
-        count_reject(t->metrics, R_NO_CERT);
-        return 0;
+        /* No certificate: wolfSSL asks us too. Only optional mode goes on
+         * (FAIL_IF_NO_PEER_CERT refuses it in the others anyway). */
+        t->cert_presented = false;
+        t->verify_error = reject_text[R_NO_CERT];
+        if (config->client_auth == MTLS_AUTH_OPTIONAL)
+            return 1;
+        return 0; /* counted by conn.c with the failed handshake */
+    }
+    if (!preverify && !NO_SIGNER(store->error)) {
+        /* Something wolfSSL itself refused in the leaf. */
+        r = store->error == EXTKEYUSE_AUTH_E ? R_USAGE : R_MALFORMED;
+        t->verify_error = reject_text[r];
+        count_reject(t->metrics, r);
+        log_info("client certificate refused: %s (%s)", reject_text[r],
+                 err_text(store->error));
+        return config->client_auth != MTLS_AUTH_VERIFY;
     }
     now = time(NULL);
     gen = mtls_verify_generation();

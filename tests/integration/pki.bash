@@ -262,3 +262,26 @@ mgnutls() {
 }
 # http_status OUTPUT -> the status code of the first HTTP/1.x status line ("" if none)
 http_status() { sed -n 's/^.*HTTP\/1\.[01] \([0-9][0-9][0-9]\).*$/\1/p' <<<"$1" | head -1; }
+
+# ---- a port of our own -------------------------------------------------------
+# mtlsd listens with SO_REUSEPORT, so a second mtlsd (another test running in
+# parallel that drew the same free port) binds the same port without error and
+# the kernel splits connections between the two: a test then talks to the
+# wrong server now and then. start_mtlsd is wrapped (lib.sh unchanged): after
+# it, every listener on the port must be ours, else retry on another port.
+if ! declare -F lib_start_mtlsd >/dev/null; then
+    eval "lib_start_mtlsd() $(declare -f start_mtlsd | tail -n +2)"
+    start_mtlsd() {
+        local try
+        for try in 1 2 3; do
+            lib_start_mtlsd "$@"
+            if ! command -v ss >/dev/null ||
+                ! ss -Hltnp "sport = :$PORT" 2>/dev/null | grep -qv "pid=$MTLSD_PID,"; then
+                return 0
+            fi
+            note "port $PORT is shared with another listener (SO_REUSEPORT): retrying"
+            stop_mtlsd KILL
+        done
+        echo "FATAL: no port of our own after 3 tries"; exit 1
+    }
+fi

@@ -214,6 +214,6 @@ ev=$(metric mtlsd_verify_cache_evictions)
 if [ "$hits" -le 2 ]; then
     pass "--verify-cache 2: at most 2 of 20 clients still cached ($hits), evictions $ev"
 else
-    known_bug "B4: --verify-cache 2 keeps $hits of 20 chains (want <= 2; evictions $ev): vcache.c gives each of its 64 shards ceil(N/64) entries, so the bound is 64*ceil(N/64), not N"
+    fail "--verify-cache 2 keeps $hits of 20 chains (want <= 2; evictions $ev)"
 fi
 finish
