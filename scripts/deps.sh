@@ -35,7 +35,12 @@ WOLF_CONFIGURE=(--enable-static --disable-shared --with-pic
     --enable-altcertchains --disable-dh --disable-examples --disable-crypttests
     --disable-benchmark --disable-oldnames)
 WOLF_CFLAGS="-O2 -g -DWOLFSSL_ALWAYS_VERIFY_CB -DWOLFSSL_VERIFY_CB_ALL_CERTS \
--DWOLFSSL_IP_ALT_NAME -DHAVE_EX_DATA -DWOLFSSL_NO_FENCE -DWOLFSSL_CERT_EXT"
+-DWOLFSSL_IP_ALT_NAME -DHAVE_EX_DATA -DWOLFSSL_NO_FENCE -DWOLFSSL_CERT_EXT \
+-DWOLFSSL_TICKET_EXTRA_PADDING_SZ=1024 -DHAVE_EXT_CACHE"
+# WOLFSSL_TICKET_EXTRA_PADDING_SZ: room in each session ticket for the client
+# identity that src/tickets.c seals next to wolfSSL's own ticket (the default
+# 32 bytes hold nothing). It sizes every WOLFSSL_SESSION's static ticket
+# buffer, so it costs about 1 KB per connection: see README "Performance".
 WOLF_CFLAGS=$(echo "$WOLF_CFLAGS" | tr -s ' ')
 
 key=$(printf '%s\n' "${WOLF_CONFIGURE[@]}" "$WOLF_CFLAGS" "v1" | sha256sum | cut -c1-12)
@@ -64,6 +69,11 @@ if [ ! -f "$PREFIX/.complete" ]; then
         { tail -30 "$work/make.log" >&2; exit 1; })
     # An install without options.h would silently use the system's header.
     [ -f "$PREFIX/include/wolfssl/options.h" ] || { echo "deps: $PREFIX lacks wolfssl/options.h" >&2; exit 1; }
+    # src/tickets.c reads two ClientHello extensions from the WOLFSSL object
+    # (the PSK key exchange modes: wolfSSL has no server-side switch to refuse
+    # psk_ke). internal.h is not installed by "make install"; it must match
+    # this exact build, so it is copied from the same tree.
+    cp "$work/wolfssl/wolfssl/internal.h" "$PREFIX/include/wolfssl/internal.h"
     touch "$PREFIX/.complete"
     rm -rf "$work"
 fi

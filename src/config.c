@@ -21,6 +21,11 @@ void mtls_config_defaults(struct mtls_config *cfg)
     cfg->workers = 0;
     cfg->pin_cpus = true;
     cfg->tls_min = 12;
+    cfg->tickets = true;
+    cfg->ticket_rotate_s = 3600;
+    cfg->session_lifetime_s = 3600;
+    cfg->tls13_tickets = 1;
+    cfg->session_cache = 10000;
     cfg->client_auth = MTLS_AUTH_VERIFY;
     cfg->verify_depth = 4;
     cfg->verify_cache = 10000;
@@ -75,6 +80,33 @@ void mtls_config_usage(FILE *f)
         "                           others get 403\n"
         "  --max-conn-lifetime S    close connections older than S (default: no limit)\n"
         "  --access-log FILE|-      one line per request (default: off)\n"
+        "\n"
+        "Session resumption (the client identity travels sealed in the ticket):\n"
+        "  --tickets on|off         TLS 1.3 and TLS 1.2 (RFC 5077) session tickets\n"
+        "                           (default on)\n"
+        "  --ticket-key-file FILE   ticket keys shared by instances: 80-byte records,\n"
+        "                           newest first (16-byte name, 32-byte HMAC-SHA256\n"
+        "                           key, 32-byte AES-256 key; nginx's format: e.g.\n"
+        "                           openssl rand 80 > FILE). The newest encrypts, all\n"
+        "                           decrypt; at most 16. Must not be readable by group\n"
+        "                           or others. Re-read on SIGHUP; never rotated\n"
+        "                           automatically (rewrite it and send SIGHUP)\n"
+        "  --ticket-rotate S        without a key file: generate a new key every S\n"
+        "                           seconds; the previous one still decrypts for one\n"
+        "                           more period (default 3600)\n"
+        "  --session-lifetime S     resume only within S seconds of the full handshake\n"
+        "                           that verified the client, and never past its\n"
+        "                           certificate's notAfter or a trust reload (SIGHUP)\n"
+        "                           (default 3600)\n"
+        "  --tls13-tickets N        tickets sent after a full TLS 1.3 handshake, 0-10\n"
+        "                           (default 1; a resumption gets one new ticket)\n"
+        "  --tls13-psk-ke           also resume TLS 1.3 clients that offer only psk_ke\n"
+        "                           (no (EC)DHE): loses forward secrecy; default: such\n"
+        "                           clients get a full handshake\n"
+        "  --session-cache N        TLS 1.2 session-ID resumption: sessions kept, shared\n"
+        "                           by all workers, each with its client identity and\n"
+        "                           the same checks as tickets; 0 disables (default\n"
+        "                           10000, about 0.5 KB each when used)\n"
         "\n"
         "Network and workers:\n"
         "  --listen HOST:PORT       address to listen on; [V6ADDR]:PORT for IPv6\n"
@@ -224,6 +256,8 @@ enum {
     OPT_IDLE_TIMEOUT, OPT_SHUTDOWN_GRACE, OPT_LOG_LEVEL, OPT_CLIENT_AUTH, OPT_PUBLIC_PATH,
     OPT_CRL, OPT_CLOCK_SKEW, OPT_VERIFY_DEPTH, OPT_VERIFY_CACHE, OPT_VERIFY_CACHE_TTL,
     OPT_ALLOW, OPT_MAX_CONN_LIFETIME, OPT_ACCESS_LOG,
+    OPT_TICKETS, OPT_TICKET_KEY_FILE, OPT_TICKET_ROTATE, OPT_SESSION_LIFETIME,
+    OPT_TLS13_TICKETS, OPT_TLS13_PSK_KE, OPT_SESSION_CACHE,
 };
 
 static const struct option long_opts[] = {
@@ -244,6 +278,13 @@ static const struct option long_opts[] = {
     {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
     {"shutdown-grace", required_argument, NULL, OPT_SHUTDOWN_GRACE},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"tickets", required_argument, NULL, OPT_TICKETS},
+    {"ticket-key-file", required_argument, NULL, OPT_TICKET_KEY_FILE},
+    {"ticket-rotate", required_argument, NULL, OPT_TICKET_ROTATE},
+    {"session-lifetime", required_argument, NULL, OPT_SESSION_LIFETIME},
+    {"tls13-tickets", required_argument, NULL, OPT_TLS13_TICKETS},
+    {"tls13-psk-ke", no_argument, NULL, OPT_TLS13_PSK_KE},
+    {"session-cache", required_argument, NULL, OPT_SESSION_CACHE},
     {"client-auth", required_argument, NULL, OPT_CLIENT_AUTH},
     {"public-path", required_argument, NULL, OPT_PUBLIC_PATH},
     {"crl", required_argument, NULL, OPT_CRL},
@@ -355,6 +396,40 @@ enum mtls_config_result mtls_config_parse(struct mtls_config *cfg, int argc, cha
                 return MTLS_CONFIG_ERROR;
             }
             break;
+        case OPT_TICKETS:
+            if (strcmp(optarg, "on") == 0)
+                cfg->tickets = true;
+            else if (strcmp(optarg, "off") == 0)
+                cfg->tickets = false;
+            else {
+                snprintf(err, errlen, "--tickets: '%s' must be on or off", optarg);
+                return MTLS_CONFIG_ERROR;
+            }
+            break;
+        case OPT_TICKET_KEY_FILE: cfg->ticket_key_file = optarg; break;
+        case OPT_TICKET_ROTATE:
+            if (parse_uint("ticket-rotate", optarg, 1, 86400u * 365, &v, err, errlen) < 0)
+                return MTLS_CONFIG_ERROR;
+            cfg->ticket_rotate_s = (unsigned)v;
+            cfg->ticket_rotate_set = true;
+            break;
+        case OPT_SESSION_LIFETIME:
+            if (parse_uint("session-lifetime", optarg, 1, 7u * 86400, &v, err, errlen) < 0)
+                return MTLS_CONFIG_ERROR;
+            cfg->session_lifetime_s = (unsigned)v;
+            break;
+        case OPT_TLS13_TICKETS:
+            if (parse_uint("tls13-tickets", optarg, 0, 10, &v, err, errlen) < 0)
+                return MTLS_CONFIG_ERROR;
+            cfg->tls13_tickets = (unsigned)v;
+            break;
+        case OPT_TLS13_PSK_KE: cfg->tls13_psk_ke = true; break;
+        case OPT_SESSION_CACHE:
+            if (parse_uint("session-cache", optarg, 0, 10000000, &v, err, errlen) < 0)
+                return MTLS_CONFIG_ERROR;
+            cfg->session_cache = (unsigned)v;
+            cfg->session_cache_set = true;
+            break;
         case OPT_CLIENT_AUTH:
             if (strcmp(optarg, "verify") == 0)
                 cfg->client_auth = MTLS_AUTH_VERIFY;
@@ -434,6 +509,12 @@ enum mtls_config_result mtls_config_parse(struct mtls_config *cfg, int argc, cha
         snprintf(err, errlen, "--cert, --key and --client-ca are required (missing: %s%s%s)",
                  cfg->cert_file ? "" : "--cert ", cfg->key_file ? "" : "--key ",
                  cfg->client_ca_file ? "" : "--client-ca");
+        return MTLS_CONFIG_ERROR;
+    }
+    if (cfg->ticket_key_file && cfg->ticket_rotate_set) {
+        snprintf(err, errlen,
+                 "--ticket-rotate applies to generated keys only: with --ticket-key-file, "
+                 "rotate by rewriting the file and sending SIGHUP");
         return MTLS_CONFIG_ERROR;
     }
     if (cfg->workers == 0) {

@@ -75,12 +75,11 @@ struct mtls_conn *mtls_conn_new(struct mtls_worker *w, int fd)
     c->w = w;
     c->fd = fd;
     c->timer = MTLS_TIMER_NONE;
-    if (mtls_tls_new(&c->tls, w->tls, &c->out_pending) < 0) {
+    if (mtls_tls_new(&c->tls, w->tls, &c->out_pending, &w->metrics) < 0) {
         free(c);
         close(fd);
         return NULL;
     }
-    c->tls.metrics = &w->metrics;
     c->born_ms = w->now_ms;
     mtls_http_init(&c->http, &w->limits);
     c->state = MTLS_CONN_HANDSHAKE;
@@ -322,7 +321,14 @@ static void conn_pump(struct mtls_conn *c)
             conn_finish(c, false);
             return;
         }
-        METRIC_INC(&w->metrics, handshakes_full);
+        switch (c->tls.resumed) {
+        case MTLS_RESUME_TLS13_TICKET: METRIC_INC(&w->metrics, handshakes_resumed_tls13_ticket); break;
+        case MTLS_RESUME_TLS12_TICKET: METRIC_INC(&w->metrics, handshakes_resumed_tls12_ticket); break;
+        case MTLS_RESUME_TLS12_SESSION_ID:
+            METRIC_INC(&w->metrics, handshakes_resumed_tls12_session_id);
+            break;
+        default: METRIC_INC(&w->metrics, handshakes_full); break;
+        }
         c->state = MTLS_CONN_ACTIVE;
         mtls_worker_timer_set(w, c, MTLS_TIMER_IDLE);
     }

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #define MTLSD_VERSION "0.1.0"
 
@@ -63,8 +64,11 @@ int main(int argc, char **argv)
              modes[cfg.client_auth]);
 
     for (;;) {
-        if (sigwait(&sigs, &sig) != 0)
-            continue;
+        unsigned wait_ms = mtls_server_tick(&srv);
+        struct timespec ts = {(time_t)(wait_ms / 1000), (long)(wait_ms % 1000) * 1000000L};
+        sig = sigtimedwait(&sigs, NULL, &ts);
+        if (sig < 0)
+            continue; /* timeout (EAGAIN) or EINTR: tick again */
         if (sig == SIGHUP) {
             mtls_server_reload(&srv);
             continue;

@@ -1,6 +1,7 @@
 /* server.c: start-up order and worker lifetime. */
 #include "mtlsd/server.h"
 #include "mtlsd/log.h"
+#include "mtlsd/tickets.h"
 #include "mtlsd/tls.h"
 #include "mtlsd/verify.h"
 #include "mtlsd/authz.h"
@@ -99,6 +100,10 @@ void mtls_server_reload(struct mtls_server *s)
 {
     char err[512];
 
+    /* Ticket keys first and apart: a key file is independent of the
+     * certificates, and a failure of one keeps only its own old material. */
+    if (mtls_tickets_reload(err, sizeof(err)) < 0)
+        log_error("SIGHUP: %s; keeping the previous session ticket keys", err);
     if (mtls_tls_ctx_reload(s->tls, err, sizeof(err)) < 0) {
         if (s->n_workers)
             METRIC_INC(&s->workers[0].metrics, reload_failures);
@@ -109,6 +114,12 @@ void mtls_server_reload(struct mtls_server *s)
         METRIC_INC(&s->workers[0].metrics, reloads);
     log_info("SIGHUP: reloaded certificate, key, --client-ca and CRLs (trust generation %llu)",
              (unsigned long long)mtls_verify_generation());
+}
+
+unsigned mtls_server_tick(struct mtls_server *s)
+{
+    (void)s;
+    return mtls_tickets_tick();
 }
 
 int mtls_server_wait(struct mtls_server *s)

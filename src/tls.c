@@ -3,6 +3,9 @@
  * whole flights to io_uring and wolfSSL never blocks or touches a socket. */
 #include "mtlsd/tls.h"
 #include "mtlsd/log.h"
+#include "mtlsd/metrics.h"
+#include "mtlsd/sessions.h"
+#include "mtlsd/tickets.h"
 #include "mtlsd/verify.h"
 #include "mtlsd/wolfssl.h"
 
@@ -10,6 +13,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct mtls_tls_ctx {
     /* Replaced whole on SIGHUP. A WOLFSSL holds a reference to its CTX, so
@@ -79,8 +83,12 @@ int mtls_tls_ctx_new(struct mtls_tls_ctx **out, const struct mtls_config *cfg, c
     }
     c->cfg = cfg;
     pthread_rwlock_init(&c->lock, NULL);
-    if (mtls_verify_init(cfg, err, errlen) < 0 || !(c->ctx = ctx_build(cfg, err, errlen))) {
+    /* Ticket keys once: a CTX rebuilt on SIGHUP keeps using them. */
+    if (mtls_verify_init(cfg, err, errlen) < 0 || mtls_tickets_init(cfg, err, errlen) < 0 ||
+        !(c->ctx = ctx_build(cfg, err, errlen))) {
         mtls_verify_shutdown();
+        mtls_tickets_shutdown();
+        mtls_sessions_shutdown();
         pthread_rwlock_destroy(&c->lock);
         free(c);
         return -1;
@@ -160,12 +168,11 @@ static WOLFSSL_CTX *ctx_build(const struct mtls_config *cfg, char *err, size_t e
     /* No CA is loaded into the CTX: verify.c judges client chains. */
     mtls_verify_setup(ctx, cfg);
 
-    /* Resumption would skip the verify callback and so arrive without an
-     * identity; until identity travels with the ticket (issue #4), every
-     * connection does a full handshake (fail closed). */
-    wolfSSL_CTX_no_ticket_TLSv13(ctx);
-    wolfSSL_CTX_NoTicketTLSv12(ctx);
-    wolfSSL_CTX_set_session_cache_mode(ctx, WOLFSSL_SESS_CACHE_OFF);
+    /* Resumption skips the verify callback: the identity travels sealed in
+     * the ticket instead (tickets.c). */
+    if (mtls_tickets_setup(ctx, cfg, err, errlen) < 0 ||
+        mtls_sessions_setup(ctx, cfg, err, errlen) < 0)
+        goto fail;
 
     wolfSSL_CTX_SetIORecv(ctx, on_cbio_recv);
     wolfSSL_CTX_SetIOSend(ctx, on_cbio_send);
@@ -184,10 +191,13 @@ void mtls_tls_ctx_free(struct mtls_tls_ctx *c)
     pthread_rwlock_destroy(&c->lock);
     free(c);
     mtls_verify_shutdown();
+    mtls_tickets_shutdown();
+    mtls_sessions_shutdown();
     wolfSSL_Cleanup();
 }
 
-int mtls_tls_new(struct mtls_tls *t, struct mtls_tls_ctx *ctx, struct mtls_buf *out)
+int mtls_tls_new(struct mtls_tls *t, struct mtls_tls_ctx *ctx, struct mtls_buf *out,
+                 struct mtls_metrics *metrics)
 {
     WOLFSSL *ssl;
 
@@ -200,6 +210,9 @@ int mtls_tls_new(struct mtls_tls *t, struct mtls_tls_ctx *ctx, struct mtls_buf *
         return -ENOMEM;
     t->ssl = ssl;
     t->out = out;
+    t->metrics = metrics;
+    t->generation = mtls_verify_generation();
+    t->trust_id = mtls_verify_trust_id();
     wolfSSL_SetIOReadCtx(ssl, t);
     wolfSSL_SetIOWriteCtx(ssl, t);
     wolfSSL_SetCertCbCtx(ssl, t);
@@ -213,6 +226,8 @@ void mtls_tls_free(struct mtls_tls *t)
     t->ssl = NULL;
     mtls_identity_free(t->identity);
     t->identity = NULL;
+    mtls_identity_free(t->ticket_identity);
+    t->ticket_identity = NULL;
 }
 
 enum mtls_tls_status mtls_tls_handshake(struct mtls_tls *t, const char **why)
@@ -220,13 +235,38 @@ enum mtls_tls_status mtls_tls_handshake(struct mtls_tls *t, const char **why)
     int ret = wolfSSL_accept(t->ssl), err;
 
     if (ret == WOLFSSL_SUCCESS) {
+        if (wolfSSL_session_reused(t->ssl) == 1) {
+            /* Resumed: the verify callback did not run; the identity is the
+             * one our ticket callback restored and checked. A resumption
+             * without one (a session-ID hit, a library quirk) or with both
+             * is not served. */
+            if (t->identity || !t->ticket_identity) {
+                *why = "resumed handshake without a restorable client identity";
+                return MTLS_TLS_ERROR;
+            }
+            t->identity = t->ticket_identity;
+            t->ticket_identity = NULL;
+            t->auth_time = t->ticket_auth_time;
+            t->resumed = t->ticket_kind;
+            if (t->resumed == MTLS_RESUME_NONE) {
+                *why = "resumed handshake of unknown kind";
+                return MTLS_TLS_ERROR;
+            }
+            return MTLS_TLS_OK;
+        }
+        /* Full handshake: a ticket the callback accepted but wolfSSL did not
+         * resume with counts for nothing. */
+        mtls_identity_free(t->ticket_identity);
+        t->ticket_identity = NULL;
         if (!t->identity && t->client_auth == MTLS_AUTH_VERIFY) {
             /* Fail closed: a handshake that ends without a verified client
-             * certificate (a resumption, or a library quirk) is not served.
-             * In present/optional modes such a connection gets 403s. */
+             * certificate (a library quirk) is not served. In
+             * present/optional modes such a connection gets 403s. */
             *why = "handshake completed without a verified client identity";
             return MTLS_TLS_ERROR;
         }
+        t->auth_time = (int64_t)time(NULL);
+        t->resumed = MTLS_RESUME_NONE;
         return MTLS_TLS_OK;
     }
     err = wolfSSL_get_error(t->ssl, ret);
@@ -281,7 +321,7 @@ const char *mtls_tls_cipher_name(const struct mtls_tls *t)
 
 bool mtls_tls_resumed(const struct mtls_tls *t)
 {
-    return wolfSSL_session_reused(t->ssl) == 1;
+    return t->resumed != MTLS_RESUME_NONE;
 }
 
 void mtls_tls_describe(FILE *f)

@@ -69,12 +69,35 @@ struct trust {
     struct anchor *anchors;
     unsigned n_anchors;
     bool crl;
+    uint64_t id;                  /* digest of what was loaded (see below) */
 };
 
 static const struct mtls_config *config;
 static struct trust *trust;
 static pthread_rwlock_t trust_lock = PTHREAD_RWLOCK_INITIALIZER;
 static uint64_t trust_generation = 1;
+static uint64_t trust_id;
+
+/* What session tickets record instead of the generation: the generation is
+ * a per-process counter (two instances sharing ticket keys would disagree
+ * after different numbers of reloads), while this is the first 8 bytes of a
+ * SHA-256 over the bytes of --client-ca and every --crl and the settings
+ * that judge chains: instances with the same trust agree, and any change to
+ * it changes the id. */
+uint64_t mtls_verify_trust_id(void)
+{
+    return __atomic_load_n(&trust_id, __ATOMIC_ACQUIRE);
+}
+
+static void trust_digest_add(wc_Sha256 *h, const void *p, size_t n)
+{
+    uint8_t len[8];
+
+    for (int i = 7; i >= 0; i--)
+        len[7 - i] = (uint8_t)((uint64_t)n >> (8 * i));
+    wc_Sha256Update(h, len, sizeof(len));
+    wc_Sha256Update(h, p, (word32)n);
+}
 
 uint64_t mtls_verify_generation(void)
 {
@@ -314,10 +337,19 @@ static struct trust *trust_load(const struct mtls_config *cfg, bool reload, char
     struct trust *t = calloc(1, sizeof(*t));
     struct mtls_buf pem = {0};
     const char *p, *end;
+    uint8_t digest[WC_SHA256_DIGEST_SIZE];
+    uint32_t knobs[2] = {cfg->verify_depth, cfg->clock_skew_s};
+    wc_Sha256 h;
     int ret;
 
+    if (wc_InitSha256(&h) != 0) {
+        free(t);
+        t = NULL;
+    }
     if (!t)
         goto oom;
+    trust_digest_add(&h, "mtlsd trust v1", 14);
+    trust_digest_add(&h, knobs, sizeof(knobs));
     t->cm = wolfSSL_CertManagerNew();
     if (!t->cm)
         goto oom;
@@ -327,6 +359,7 @@ static struct trust *trust_load(const struct mtls_config *cfg, bool reload, char
         snprintf(err, errlen, "--client-ca %s: %s", cfg->client_ca_file, strerror(-ret));
         goto fail;
     }
+    trust_digest_add(&h, pem.data, pem.len);
     if (mtls_buf_append(&pem, "", 1) < 0)
         goto oom;
     /* Each PEM block on its own: the DER is kept for per-miss managers, and
@@ -396,6 +429,7 @@ static struct trust *trust_load(const struct mtls_config *cfg, bool reload, char
                 mtls_buf_free(&crl);
                 goto fail;
             }
+            trust_digest_add(&h, crl.data, crl.len);
             ret = wolfSSL_CertManagerLoadCRLBuffer(t->cm, crl.data, (long)crl.len,
                                                    WOLFSSL_FILETYPE_PEM);
             mtls_buf_free(&crl);
@@ -410,10 +444,16 @@ static struct trust *trust_load(const struct mtls_config *cfg, bool reload, char
     }
     (void)reload;
     mtls_buf_free(&pem);
+    wc_Sha256Final(&h, digest);
+    wc_Sha256Free(&h);
+    for (int i = 0; i < 8; i++)
+        t->id = (t->id << 8) | digest[i];
     return t;
 oom:
     snprintf(err, errlen, "out of memory loading --client-ca");
 fail:
+    if (t)
+        wc_Sha256Free(&h);
     mtls_buf_free(&pem);
     trust_free(t);
     return NULL;
@@ -781,6 +821,7 @@ int mtls_verify_init(const struct mtls_config *cfg, char *err, size_t errlen)
     trust = trust_load(cfg, false, err, errlen);
     if (!trust)
         return -1;
+    __atomic_store_n(&trust_id, trust->id, __ATOMIC_RELEASE);
     if (mtls_vcache_init(cfg->verify_cache, cfg->verify_cache_ttl_s) < 0) {
         snprintf(err, errlen, "out of memory for --verify-cache %u", cfg->verify_cache);
         return -1;
@@ -800,6 +841,7 @@ int mtls_verify_reload(char *err, size_t errlen)
     /* Under the write lock: no verification can pair the new trust with the
      * old generation or the reverse. */
     __atomic_add_fetch(&trust_generation, 1, __ATOMIC_ACQ_REL);
+    __atomic_store_n(&trust_id, t->id, __ATOMIC_RELEASE);
     pthread_rwlock_unlock(&trust_lock);
     trust_free(old);
     return 0;

@@ -162,7 +162,7 @@ struct opts {
     int tls; /* 12 or 13 */
     int group;
     const char *ciphers;
-    bool tickets, close_notify, json, verbose, quiet, allow_errors;
+    bool tickets, close_notify, json, verbose, quiet, allow_errors, psk_ke_only;
 };
 
 /* Immutable after start-up, shared by the workers. */
@@ -1105,6 +1105,8 @@ static void usage(FILE *f)
             "      --group x25519|p256|p384  key exchange group (default x25519)\n"
             "      --ciphers LIST     wolfSSL cipher list\n"
             "      --no-tickets       TLS 1.2: resume by session ID instead of tickets\n"
+            "      --psk-ke-only      TLS 1.3: offer only psk_ke (resumption without\n"
+            "                         (EC)DHE), to test that a server refuses it\n"
             "      --no-close-notify  close without sending close_notify\n"
             "HTTP:\n"
             "      --host H --port P --path P   instead of the URL (default 127.0.0.1 443 /)\n"
@@ -1231,7 +1233,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
 {
     enum {
         OPT_CERT = 256, OPT_KEY, OPT_CACERT, OPT_HOST, OPT_PORT, OPT_PATH, OPT_SNI, OPT_TLS, OPT_GROUP, OPT_CIPHERS,
-        OPT_NO_TICKETS, OPT_NO_CN, OPT_JSON, OPT_ALLOW, OPT_TIMEOUT, OPT_DATA,
+        OPT_NO_TICKETS, OPT_PSK_KE_ONLY, OPT_NO_CN, OPT_JSON, OPT_ALLOW, OPT_TIMEOUT, OPT_DATA,
     };
     static const struct option lo[] = {
         {"mode", required_argument, NULL, 'm'},
@@ -1257,6 +1259,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
         {"group", required_argument, NULL, OPT_GROUP},
         {"ciphers", required_argument, NULL, OPT_CIPHERS},
         {"no-tickets", no_argument, NULL, OPT_NO_TICKETS},
+        {"psk-ke-only", no_argument, NULL, OPT_PSK_KE_ONLY},
         {"no-close-notify", no_argument, NULL, OPT_NO_CN},
         {"json", no_argument, NULL, OPT_JSON},
         {"verbose", no_argument, NULL, 'v'},
@@ -1346,6 +1349,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
             break;
         case OPT_CIPHERS: o->ciphers = optarg; break;
         case OPT_NO_TICKETS: o->tickets = false; break;
+        case OPT_PSK_KE_ONLY: o->psk_ke_only = true; break;
         case OPT_NO_CN: o->close_notify = false; break;
         case OPT_JSON: o->json = true; break;
         case 'v': o->verbose = true; break;
@@ -1462,6 +1466,8 @@ static void setup_tls(const struct opts *o)
     if (o->tls == 13) {
         if (wolfSSL_CTX_set_groups(g.ctx, groups, ng) != WOLFSSL_SUCCESS)
             die("%s", "cannot set the key exchange groups");
+        if (o->psk_ke_only && wolfSSL_CTX_no_dhe_psk(g.ctx) != 0)
+            die("%s", "cannot restrict PSK key exchange to psk_ke");
     } else {
         for (int i = 0; i < ng; i++)
             if (wolfSSL_CTX_UseSupportedCurve(g.ctx, (word16)groups[i]) != WOLFSSL_SUCCESS)

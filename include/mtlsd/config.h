@@ -22,6 +22,16 @@ struct mtls_config {
     const char *client_ca_file;
     int tls_min;               /* 12 or 13 */
 
+    bool tickets;              /* --tickets on|off */
+    const char *ticket_key_file;
+    unsigned ticket_rotate_s;  /* generated keys only */
+    bool ticket_rotate_set;
+    unsigned session_lifetime_s;
+    unsigned tls13_tickets;    /* tickets per full TLS 1.3 handshake */
+    bool tls13_psk_ke;         /* also resume without (EC)DHE */
+    unsigned session_cache;    /* TLS 1.2 session-ID cache slots; 0: off */
+    bool session_cache_set;
+
     enum mtls_client_auth { MTLS_AUTH_VERIFY, MTLS_AUTH_PRESENT, MTLS_AUTH_OPTIONAL } client_auth;
     const char *crl_files[MTLS_MAX_LIST];
     unsigned n_crl_files;

@@ -4,6 +4,7 @@
 #ifndef MTLSD_IDENTITY_H
 #define MTLSD_IDENTITY_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -35,5 +36,16 @@ struct mtls_identity {
 struct mtls_identity *mtls_identity_ref(struct mtls_identity *id);
 /* Drops one reference; frees at zero. NULL is fine. */
 void mtls_identity_free(struct mtls_identity *id);
+
+/* Compact, bounded binary form of an identity, for session tickets
+ * (src/identity.c). Strings are length-prefixed, never NUL-terminated, and
+ * must not contain NUL. */
+#define MTLS_IDENTITY_MAX_SAN 32
+/* Writes the identity into out[0..cap); returns its length, or -1 when it
+ * does not fit (never a truncated identity). */
+long mtls_identity_serialize(const struct mtls_identity *id, uint8_t *out, size_t cap);
+/* Parses exactly `len` bytes back into a fresh identity (free with
+ * mtls_identity_free); NULL on any malformed, truncated or trailing input. */
+struct mtls_identity *mtls_identity_deserialize(const uint8_t *in, size_t len);
 
 #endif

@@ -12,6 +12,18 @@
     X(connections_refused, "connections closed at accept: --max-conns reached") \
     X(connections_open, "connections currently open") \
     X(handshakes_full, "completed full TLS handshakes") \
+    X(handshakes_resumed_tls13_ticket, "completed handshakes resumed with a TLS 1.3 ticket") \
+    X(handshakes_resumed_tls12_ticket, "completed handshakes resumed with a TLS 1.2 session ticket") \
+    X(handshakes_resumed_tls12_session_id, "completed handshakes resumed with a TLS 1.2 session ID (not offered)") \
+    X(resumption_refused_generation, "tickets refused: trust (CAs/CRLs) reloaded since the identity was verified") \
+    X(resumption_refused_lifetime, "tickets refused: original handshake older than --session-lifetime") \
+    X(resumption_refused_expired_cert, "tickets refused: client certificate past its notAfter") \
+    X(resumption_refused_unknown_key, "tickets refused: key rotated out or from another key file") \
+    X(resumption_refused_bad_ticket, "tickets refused: failed authentication or malformed") \
+    X(resumption_refused_no_identity, "tickets refused: issued without an identity (too large)") \
+    X(resumption_refused_psk_ke, "TLS 1.3 tickets refused: psk_ke without (EC)DHE (see --tls13-psk-ke)") \
+    X(tickets_issued, "session tickets issued") \
+    X(tickets_unusable, "session tickets issued without an identity (it did not fit)") \
     X(handshakes_failed, "TLS handshakes that failed (including refused client certificates)") \
     X(handshake_timeouts, "connections closed by --handshake-timeout") \
     X(idle_timeouts, "connections closed by --idle-timeout") \
@@ -45,6 +57,9 @@ struct mtls_metrics {
 #define METRIC_ADD(m, field, n) __atomic_fetch_add(&(m)->field, (n), __ATOMIC_RELAXED)
 #define METRIC_INC(m, field) METRIC_ADD(m, field, 1)
 #define METRIC_DEC(m, field) __atomic_fetch_sub(&(m)->field, 1, __ATOMIC_RELAXED)
+
+/* Process-wide counters (written off the request path). */
+extern uint64_t mtls_ticket_key_rotations;
 
 /* Registers a worker's counters before the workers start. */
 void mtls_metrics_register(struct mtls_metrics *m);

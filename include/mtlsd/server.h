@@ -22,6 +22,9 @@ int mtls_server_start(struct mtls_server *s, char *err, size_t errlen);
 void mtls_server_stop(struct mtls_server *s);
 /* SIGHUP: re-reads what can change at run time; keeps serving on failure. */
 void mtls_server_reload(struct mtls_server *s);
+/* Main thread, periodic: ticket key rotation. Returns the milliseconds
+ * until the next call is due (<= 1000). */
+unsigned mtls_server_tick(struct mtls_server *s);
 /* Waits for every worker; returns the exit code. */
 int mtls_server_wait(struct mtls_server *s);
 void mtls_server_destroy(struct mtls_server *s);

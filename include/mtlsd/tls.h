@@ -22,17 +22,45 @@ enum mtls_tls_status {
     MTLS_TLS_ERROR,     /* fatal; an alert may be queued in the output */
 };
 
+/* How a handshake ended (after MTLS_TLS_OK). */
+enum mtls_tls_resume {
+    MTLS_RESUME_NONE,            /* full handshake */
+    MTLS_RESUME_TLS13_TICKET,
+    MTLS_RESUME_TLS12_TICKET,
+    MTLS_RESUME_TLS12_SESSION_ID,
+};
+
+struct mtls_metrics;
+
 struct mtls_tls {
     void *ssl;                        /* WOLFSSL*, opaque above this layer */
     const uint8_t *in;                /* ciphertext not yet consumed */
     size_t in_len;
     struct mtls_buf *out;             /* ciphertext to send */
-    struct mtls_identity *identity;   /* set by the verify callback */
+    struct mtls_identity *identity;   /* set by the verify callback; after a
+                                         resumed handshake, the one restored
+                                         from the ticket or session cache */
     const char *verify_error;         /* why the presented chain was refused */
     struct mtls_metrics *metrics;     /* the worker's counters */
     int client_auth;                  /* enum mtls_client_auth */
     bool cert_presented;
     bool chain_cached;                /* identity came from the chain cache */
+    /* Resumption state (tickets.c, sessions.c). The identity a ticket or a
+     * cached session carried is kept apart until the handshake ends: wolfSSL
+     * may still decide on a full handshake after our callback accepted it,
+     * and then only the verify callback's identity counts. */
+    struct mtls_identity *ticket_identity;
+    uint64_t ticket_trust;            /* trust id it was verified under */
+    int64_t ticket_auth_time;         /* when that full handshake happened */
+    enum mtls_tls_resume ticket_kind; /* where it came from */
+    uint64_t generation;              /* trust generation and id when this */
+    uint64_t trust_id;                /* connection started: a reload during
+                                         the handshake makes its tickets
+                                         unusable (mtls_verify_trust_id) */
+    int64_t auth_time;                /* full handshake: its time; resumed: the
+                                         original full handshake's */
+    bool ticket_refused;              /* a refusal was counted already */
+    enum mtls_tls_resume resumed;
 };
 
 int mtls_tls_ctx_new(struct mtls_tls_ctx **out, const struct mtls_config *cfg, char *err,
@@ -43,8 +71,10 @@ void mtls_tls_ctx_free(struct mtls_tls_ctx *ctx);
  * the old material stays and `err` says why. */
 int mtls_tls_ctx_reload(struct mtls_tls_ctx *ctx, char *err, size_t errlen);
 
-/* 0 or -ENOMEM. `out` must stay at the same address for the connection's life. */
-int mtls_tls_new(struct mtls_tls *t, struct mtls_tls_ctx *ctx, struct mtls_buf *out);
+/* 0 or -ENOMEM. `out` must stay at the same address for the connection's
+ * life; `metrics` gets the connection's ticket counters. */
+int mtls_tls_new(struct mtls_tls *t, struct mtls_tls_ctx *ctx, struct mtls_buf *out,
+                 struct mtls_metrics *metrics);
 void mtls_tls_free(struct mtls_tls *t);
 
 static inline void mtls_tls_feed(struct mtls_tls *t, const uint8_t *p, size_t n)
@@ -53,7 +83,8 @@ static inline void mtls_tls_feed(struct mtls_tls *t, const uint8_t *p, size_t n)
     t->in_len = n;
 }
 
-/* `why` gets a static description on MTLS_TLS_ERROR. */
+/* `why` gets a static description on MTLS_TLS_ERROR. On MTLS_TLS_OK,
+ * t->identity is set (fail closed otherwise) and t->resumed says how. */
 enum mtls_tls_status mtls_tls_handshake(struct mtls_tls *t, const char **why);
 /* Reads plaintext: *n > 0 with MTLS_TLS_OK; MTLS_TLS_AGAIN once the fed
  * ciphertext and wolfSSL's own buffer are exhausted. */

@@ -25,6 +25,10 @@ void mtls_verify_setup(WOLFSSL_CTX *ctx, const struct mtls_config *cfg);
  * (SIGHUP). Anything verified under an older generation (cached chains,
  * session tickets) must not be trusted again without a new verification. */
 uint64_t mtls_verify_generation(void);
+/* A digest of the trust in force (--client-ca and --crl contents and the
+ * chain settings), equal across instances with the same trust: what session
+ * tickets record (tickets.c). */
+uint64_t mtls_verify_trust_id(void);
 
 /* Parses a certificate's DER into a freshly allocated identity; NULL when it
  * is malformed or carries a name with an embedded NUL. */

@@ -1,0 +1,225 @@
+/* identity.c: the binary form of a client identity carried inside session
+ * tickets, so that any worker or any instance sharing the ticket keys can
+ * restore the identity of a resumed session without a shared cache.
+ *
+ * Format (big-endian), version 1:
+ *   u8  version (1)
+ *   i64 not_before, i64 not_after, i64 valid_until (earliest notAfter of the
+ *       verified chain)
+ *   u8  sha256[32]
+ *   str subject, str issuer, str serial_hex, str cn, str ou
+ *                                                (str = u16 length + bytes)
+ *   u8  n_san (<= MTLS_IDENTITY_MAX_SAN), then per SAN: u8 type + str value
+ * The parser accepts exactly this: no trailing bytes, no NUL inside a
+ * string, no unknown SAN type. The bytes are authenticated by the ticket's
+ * MAC before they get here; the strict parser is the second line. */
+#include "mtlsd/identity.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define IDENTITY_VERSION 1
+#define NAMES 5 /* subject, issuer, serial, cn, ou */
+
+struct writer {
+    uint8_t *p;
+    size_t cap, len;
+    int overflow;
+};
+
+static void put(struct writer *w, const void *src, size_t n)
+{
+    if (w->overflow || n > w->cap - w->len) {
+        w->overflow = 1;
+        return;
+    }
+    memcpy(w->p + w->len, src, n);
+    w->len += n;
+}
+
+static void put_u8(struct writer *w, unsigned v)
+{
+    uint8_t b = (uint8_t)v;
+    put(w, &b, 1);
+}
+
+static void put_i64(struct writer *w, int64_t v)
+{
+    uint8_t b[8];
+    uint64_t u = (uint64_t)v;
+
+    for (int i = 7; i >= 0; i--, u >>= 8)
+        b[i] = (uint8_t)u;
+    put(w, b, 8);
+}
+
+static void put_str(struct writer *w, const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    uint8_t b[2];
+
+    if (n > UINT16_MAX) {
+        w->overflow = 1;
+        return;
+    }
+    b[0] = (uint8_t)(n >> 8);
+    b[1] = (uint8_t)n;
+    put(w, b, 2);
+    put(w, s, n);
+}
+
+long mtls_identity_serialize(const struct mtls_identity *id, uint8_t *out, size_t cap)
+{
+    struct writer w = {out, cap, 0, 0};
+
+    if (!id || id->n_san > MTLS_IDENTITY_MAX_SAN)
+        return -1;
+    put_u8(&w, IDENTITY_VERSION);
+    put_i64(&w, (int64_t)id->not_before);
+    put_i64(&w, (int64_t)id->not_after);
+    put_i64(&w, (int64_t)id->valid_until);
+    put(&w, id->sha256, sizeof(id->sha256));
+    put_str(&w, id->subject);
+    put_str(&w, id->issuer);
+    put_str(&w, id->serial_hex);
+    put_str(&w, id->cn);
+    put_str(&w, id->ou);
+    put_u8(&w, id->n_san);
+    for (unsigned i = 0; i < id->n_san; i++) {
+        if ((unsigned)id->san[i].type > MTLS_SAN_IP)
+            return -1;
+        put_u8(&w, (unsigned)id->san[i].type);
+        put_str(&w, id->san[i].value);
+    }
+    if (w.overflow)
+        return -1;
+    return (long)w.len;
+}
+
+struct reader {
+    const uint8_t *p;
+    size_t len, off;
+    int bad;
+};
+
+static const uint8_t *take(struct reader *r, size_t n)
+{
+    const uint8_t *q;
+
+    if (r->bad || n > r->len - r->off) {
+        r->bad = 1;
+        return NULL;
+    }
+    q = r->p + r->off;
+    r->off += n;
+    return q;
+}
+
+static unsigned get_u8(struct reader *r)
+{
+    const uint8_t *q = take(r, 1);
+    return q ? q[0] : 0;
+}
+
+static int64_t get_i64(struct reader *r)
+{
+    const uint8_t *q = take(r, 8);
+    uint64_t u = 0;
+
+    if (!q)
+        return 0;
+    for (int i = 0; i < 8; i++)
+        u = (u << 8) | q[i];
+    return (int64_t)u;
+}
+
+/* A string's bytes (not NUL-terminated in the input). */
+static const uint8_t *get_str(struct reader *r, size_t *n)
+{
+    const uint8_t *q = take(r, 2), *s;
+
+    *n = 0;
+    if (!q)
+        return NULL;
+    *n = (size_t)q[0] << 8 | q[1];
+    s = take(r, *n);
+    if (s && memchr(s, '\0', *n))
+        r->bad = 1; /* an embedded NUL could fool a matcher */
+    return r->bad ? NULL : s;
+}
+
+struct mtls_identity *mtls_identity_deserialize(const uint8_t *in, size_t len)
+{
+    struct reader r = {in, len, 0, 0};
+    struct { const uint8_t *s; size_t n; } str[NAMES + MTLS_IDENTITY_MAX_SAN];
+    unsigned type[MTLS_IDENTITY_MAX_SAN];
+    struct mtls_identity *id;
+    struct mtls_san *san;
+    int64_t nb, na, vu;
+    uint8_t sha[32];
+    const uint8_t *q;
+    unsigned n_san, i;
+    size_t total = 0;
+    char *base;
+
+    if (!in || get_u8(&r) != IDENTITY_VERSION)
+        return NULL;
+    nb = get_i64(&r);
+    na = get_i64(&r);
+    vu = get_i64(&r);
+    q = take(&r, sizeof(sha));
+    if (!q)
+        return NULL;
+    memcpy(sha, q, sizeof(sha));
+    for (i = 0; i < NAMES; i++) {
+        str[i].s = get_str(&r, &str[i].n);
+        total += str[i].n + 1;
+    }
+    n_san = get_u8(&r);
+    if (r.bad || n_san > MTLS_IDENTITY_MAX_SAN)
+        return NULL;
+    for (i = 0; i < n_san; i++) {
+        type[i] = get_u8(&r);
+        if (type[i] > MTLS_SAN_IP)
+            return NULL;
+        str[NAMES + i].s = get_str(&r, &str[NAMES + i].n);
+        total += str[NAMES + i].n + 1;
+    }
+    if (r.bad || r.off != r.len)
+        return NULL;
+
+    id = calloc(1, sizeof(*id) + n_san * sizeof(struct mtls_san) + total);
+    if (!id)
+        return NULL;
+    san = (struct mtls_san *)(id + 1);
+    base = (char *)(san + n_san);
+    for (i = 0; i < NAMES + n_san; i++) {
+        const char *s = base;
+        if (str[i].n)
+            memcpy(base, str[i].s, str[i].n);
+        base[str[i].n] = '\0';
+        base += str[i].n + 1;
+        if (i == 0)
+            id->subject = s;
+        else if (i == 1)
+            id->issuer = s;
+        else if (i == 2)
+            id->serial_hex = s;
+        else if (i == 3)
+            id->cn = s;
+        else if (i == 4)
+            id->ou = s;
+        else {
+            san[i - NAMES].type = (enum mtls_san_type)type[i - NAMES];
+            san[i - NAMES].value = s;
+        }
+    }
+    memcpy(id->sha256, sha, sizeof(sha));
+    id->not_before = (time_t)nb;
+    id->not_after = (time_t)na;
+    id->valid_until = (time_t)vu;
+    id->refs = 1;
+    id->n_san = n_san;
+    id->san = san;
+    return id;
+}
