@@ -30,6 +30,54 @@ else
     check "mtls-load with the untrusted client cert: exit non-zero ($rc)" test "$rc" -ne 0
     out=$("${L[@]}" --mode new -n 3 --timeout 5 "$U" 2>&1); rc=$?
     check "mtls-load without a client cert: exit non-zero ($rc)" test "$rc" -ne 0
+
+    # resume: TLS 1.3 tickets and TLS 1.2 session IDs really resume
+    j=$("${L[@]}" "${GOOD[@]}" --mode resume -c 1 --requests 40 --json -q "$U"); rc=$?
+    check_eq "mtls-load resume: exit 0, 40 ok, 0 errors" "$rc $(jget "$j" '[j["ok"], j["errors"]]')" "0 [40, 0]"
+    check "mtls-load resume: resumed > 0 ($(jget "$j" 'j["resumed"]'))" test "$(jget "$j" 'j["resumed"]')" -gt 0
+    j=$("${L[@]}" "${GOOD[@]}" --mode resume -c 1 --tls 1.2 --no-tickets --requests 40 --json -q "$U"); rc=$?
+    check "mtls-load resume TLS 1.2 session IDs: resumed > 0 ($(jget "$j" 'j["resumed"]'), rc $rc)" \
+        test "$(jget "$j" 'j["resumed"]')" -gt 0
+    # open model: a fixed rate, bounded in time
+    j=$("${L[@]}" "${GOOD[@]}" --mode keepalive --connections 2 --rate 200 --duration 1 --json -q "$U"); rc=$?
+    check_eq "mtls-load --rate 200 -d 1: exit 0, 0 errors" "$rc $(jget "$j" 'j["errors"]')" "0 0"
+    # non-2xx answers make it fail, unless --allow-errors
+    out=$("${L[@]}" "${GOOD[@]}" --mode new -n 3 "https://127.0.0.1:$PORT/nope" 2>&1); rc=$?
+    check "mtls-load on a 404 path: exit non-zero ($rc)" test "$rc" -ne 0
+    out=$("${L[@]}" "${GOOD[@]}" --mode new -n 3 --allow-errors "https://127.0.0.1:$PORT/nope" 2>&1); rc=$?
+    check_eq "mtls-load --allow-errors on a 404 path: exit 0" "$rc" 0
+    # a server that answers 500 (a small python TLS server)
+    p500=$(free_port)
+    $PY - "$p500" "$PKI/server.crt" "$PKI/server.key" <<'PY' &
+import http.server, ssl, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        self.send_response(500); self.send_header("Content-Length", "4"); self.end_headers()
+        self.wfile.write(b"oops")
+    def log_message(self, *a): pass
+srv = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.timeout = 1
+import time; end = time.time() + 20
+while time.time() < end: srv.handle_request()
+PY
+    p500pid=$!
+    for _ in $(seq 1 50); do $PY -c "import socket,sys; socket.create_connection(('127.0.0.1', $p500), 0.2)" 2>/dev/null && break; sleep 0.1; done
+    out=$("${L[@]}" "${GOOD[@]}" --mode new -n 2 --timeout 5 "https://127.0.0.1:$p500/" 2>&1); rc=$?
+    check "mtls-load against a server answering 500: exit non-zero ($rc)" test "$rc" -ne 0
+    kill "$p500pid" 2>/dev/null; wait "$p500pid" 2>/dev/null
+fi
+
+# bench/compare end to end on mtlsd alone, shortened (the full comparison
+# with nginx, HAProxy and lighttpd is run by hand: see README, Performance)
+if [ -x "$MTLSD_SRC/bench/compare" ] && [ -z "${IT_ASAN:-}" ] && ! ldd "$MTLSD" | grep -q asan; then
+    out=$(COMPARE_BASE_PORT=$(free_port) timeout 120 "$MTLSD_SRC/bench/compare" --quick --servers mtlsd \
+        --duration 1 --rate 200 --idle 50 --build "$MTLSD_BUILD" --out "$T/compare" 2>&1); rc=$?
+    check_eq "bench/compare --quick --servers mtlsd: exit 0" "$rc" 0
+    check "bench/compare wrote a Markdown table" test -s "$T/compare/latest.md"
+    check "bench/compare: a row per mode for mtlsd" test "$(grep -c '^| mtlsd |' "$T/compare/latest.md")" -ge 5
 fi
 
 if [ -f "$MTLSD_BUILD/libwrk-mtls.so" ] && command -v wrk >/dev/null; then
