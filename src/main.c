@@ -2,6 +2,7 @@
  * 2: bad command line or files. */
 #include "mtlsd/config.h"
 #include "mtlsd/log.h"
+#include "mtlsd/metrics.h"
 #include "mtlsd/server.h"
 #include "mtlsd/tls.h"
 
@@ -70,6 +71,7 @@ int main(int argc, char **argv)
         if (sig < 0)
             continue; /* timeout (EAGAIN) or EINTR: tick again */
         if (sig == SIGHUP) {
+            mtls_metrics_log_identity();
             mtls_server_reload(&srv);
             continue;
         }
@@ -79,6 +81,7 @@ int main(int argc, char **argv)
     }
     mtls_server_stop(&srv);
     code = mtls_server_wait(&srv);
+    mtls_metrics_log_identity();
     mtls_server_destroy(&srv);
     log_info("stopped");
     return code;

@@ -1,6 +1,9 @@
 /* metrics.c: the sum over workers, read with relaxed loads. */
 #include "mtlsd/metrics.h"
 
+#include "mtlsd/log.h"
+
+#include <stddef.h>
 #include <stdio.h>
 
 #define MAX_WORKERS 1024
@@ -42,4 +45,29 @@ int mtls_metrics_render(struct mtls_buf *out)
     if (n < 0 || mtls_buf_append(out, line, (size_t)n) < 0)
         return -1;
     return 0;
+}
+
+uint64_t mtls_metrics_sum(size_t offset)
+{
+    uint64_t sum = 0;
+
+    for (unsigned i = 0; i < n_workers; i++)
+        sum += __atomic_load_n((uint64_t *)((char *)workers[i] + offset), __ATOMIC_RELAXED);
+    return sum;
+}
+
+void mtls_metrics_log_identity(void)
+{
+#define S(f) (unsigned long long)mtls_metrics_sum(offsetof(struct mtls_metrics, f))
+    log_info("verified-chain cache: %llu hits, %llu misses, %llu inserts, %llu evictions; "
+             "client certificates refused: %llu no certificate, %llu untrusted, %llu expired, "
+             "%llu not yet valid, %llu revoked, %llu CRL missing, %llu usage, %llu self-signed, "
+             "%llu weak key, %llu too deep, %llu malformed; %llu requests forbidden",
+             S(verify_cache_hits), S(verify_cache_misses), S(verify_cache_inserts),
+             S(verify_cache_evictions), S(verify_rejected_no_cert), S(verify_rejected_untrusted),
+             S(verify_rejected_expired), S(verify_rejected_not_yet_valid),
+             S(verify_rejected_revoked), S(verify_rejected_crl), S(verify_rejected_usage),
+             S(verify_rejected_self_signed), S(verify_rejected_weak_key),
+             S(verify_rejected_depth), S(verify_rejected_malformed), S(forbidden));
+#undef S
 }

@@ -5,6 +5,7 @@
 
 #include "mtlsd/buf.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define MTLS_METRICS(X) \
@@ -65,5 +66,10 @@ extern uint64_t mtls_ticket_key_rotations;
 void mtls_metrics_register(struct mtls_metrics *m);
 /* Prometheus text exposition of the sums. */
 int mtls_metrics_render(struct mtls_buf *out);
+/* The sum over workers of the counter at `offset` in struct mtls_metrics. */
+uint64_t mtls_metrics_sum(size_t offset);
+/* One log line with the verified-chain cache and refusal counters (on
+ * SIGHUP and at exit). */
+void mtls_metrics_log_identity(void);
 
 #endif
