@@ -343,6 +343,12 @@ static void conn_pump(struct mtls_conn *c)
             return;
     }
     while (c->state == MTLS_CONN_ACTIVE && !c->paused) {
+        /* TLS can write without any request: a KeyUpdate flood makes one
+         * reply each. Bound the output whatever produced it. */
+        if (c->out_pending.len + c->out_flight.len >= OUT_HIGH) {
+            conn_pause(c);
+            return;
+        }
         st = mtls_tls_read(&c->tls, w->plain, w->plain_cap, &n);
         if (st == MTLS_TLS_OK) {
             if (!conn_http(c, w->plain, n))
@@ -390,8 +396,9 @@ void mtls_conn_on_recv(struct mtls_conn *c, int res, unsigned flags)
 
     if (res > 0) {
         unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
-        if (c->state == MTLS_CONN_ACTIVE)
-            mtls_worker_timer_set(w, c, MTLS_TIMER_IDLE);
+        /* Bytes alone do not extend the idle timer: it restarts when an
+         * answer has been sent, so one request (head and body) must arrive
+         * within --idle-timeout, however slowly it trickles in (slowloris). */
         conn_input(c, mtls_ring_buf(&w->ring, bid), (size_t)res);
         mtls_ring_buf_return(&w->ring, bid);
     } else if (res == 0) {
@@ -446,7 +453,12 @@ void mtls_conn_on_send(struct mtls_conn *c, int res)
                     mtls_worker_buf_put(w, &c->out_flight);
                     mtls_worker_buf_put(w, &c->out_pending);
                 }
-                if (c->paused && c->out_pending.len < OUT_LOW) {
+                if (w->stopping && c->state == MTLS_CONN_ACTIVE && !c->paused &&
+                    mtls_http_idle(&c->http) && c->out_pending.len == 0) {
+                    /* Stopping: this was the last answer; don't wait for
+                     * the grace period to end an idle connection. */
+                    conn_finish(c, true);
+                } else if (c->paused && c->out_pending.len < OUT_LOW) {
                     c->paused = false;
                     struct mtls_buf left = c->in_left;
                     memset(&c->in_left, 0, sizeof(c->in_left));

@@ -211,8 +211,7 @@ int mtls_tls_new(struct mtls_tls *t, struct mtls_tls_ctx *ctx, struct mtls_buf *
     t->ssl = ssl;
     t->out = out;
     t->metrics = metrics;
-    t->generation = mtls_verify_generation();
-    t->trust_id = mtls_verify_trust_id();
+    mtls_verify_snapshot(&t->generation, &t->trust_id);
     wolfSSL_SetIOReadCtx(ssl, t);
     wolfSSL_SetIOWriteCtx(ssl, t);
     wolfSSL_SetCertCbCtx(ssl, t);

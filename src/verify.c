@@ -62,6 +62,7 @@ struct anchor {
     struct mtls_buf der;          /* a --client-ca certificate */
     uint8_t subject[KEYID_SIZE];  /* name hashes, to walk between anchors */
     uint8_t issuer[KEYID_SIZE];
+    time_t not_before, not_after;
 };
 
 struct trust {
@@ -84,6 +85,15 @@ static uint64_t trust_id;
  * SHA-256 over the bytes of --client-ca and every --crl and the settings
  * that judge chains: instances with the same trust agree, and any change to
  * it changes the id. */
+void mtls_verify_snapshot(uint64_t *generation, uint64_t *id)
+{
+    /* Both from the same trust: a reload changes them under the write lock. */
+    pthread_rwlock_rdlock(&trust_lock);
+    *generation = mtls_verify_generation();
+    *id = mtls_verify_trust_id();
+    pthread_rwlock_unlock(&trust_lock);
+}
+
 uint64_t mtls_verify_trust_id(void)
 {
     return __atomic_load_n(&trust_id, __ATOMIC_ACQUIRE);
@@ -302,6 +312,8 @@ static const char *err_text(int err)
     return text;
 }
 
+static bool has_uri_ip_constraints(const uint8_t *der, size_t len);
+
 static void trust_free(struct trust *t)
 {
     if (!t)
@@ -381,12 +393,22 @@ static struct trust *trust_load(const struct mtls_config *cfg, bool reload, char
             goto fail;
         }
         uint8_t subject[KEYID_SIZE], issuer[KEYID_SIZE];
+        time_t nb, na;
         wc_InitDecodedCert(&dc, der, (word32)dlen, NULL);
         ok = wc_ParseCert(&dc, CERT_TYPE, NO_VERIFY, NULL) == 0 && dc.isCA &&
              (!dc.extKeyUsageSet || (dc.extKeyUsage & KEYUSE_KEY_CERT_SIGN));
         memcpy(subject, dc.subjectHash, KEYID_SIZE);
         memcpy(issuer, dc.issuerHash, KEYID_SIZE);
+        nb = asn1_time(dc.beforeDate, dc.beforeDateLen);
+        na = asn1_time(dc.afterDate, dc.afterDateLen);
         wc_FreeDecodedCert(&dc);
+        if (ok && has_uri_ip_constraints(der, (size_t)dlen)) {
+            snprintf(err, errlen,
+                     "--client-ca %s: certificate %u has URI or IP name constraints, which "
+                     "wolfSSL 5.5.4 cannot enforce; refusing to trust it",
+                     cfg->client_ca_file, t->n_anchors + 1);
+            goto fail;
+        }
         if (!ok) {
             snprintf(err, errlen,
                      "--client-ca %s: certificate %u is not a CA certificate "
@@ -409,6 +431,8 @@ static struct trust *trust_load(const struct mtls_config *cfg, bool reload, char
         memset(a, 0, sizeof(*a));
         memcpy(a->subject, subject, KEYID_SIZE);
         memcpy(a->issuer, issuer, KEYID_SIZE);
+        a->not_before = nb;
+        a->not_after = na;
         if (mtls_buf_append(&a->der, der, (size_t)dlen) < 0)
             goto oom;
         t->n_anchors++;
@@ -457,6 +481,76 @@ fail:
     mtls_buf_free(&pem);
     trust_free(t);
     return NULL;
+}
+
+/* ---- name constraints -------------------------------------------------------- */
+
+/* Reads a DER tag and length at *p (< end); returns the value's start. */
+static const uint8_t *der_item(const uint8_t *p, const uint8_t *end, uint8_t *tag, size_t *len)
+{
+    size_t n;
+
+    if (end - p < 2)
+        return NULL;
+    *tag = *p++;
+    n = *p++;
+    if (n & 0x80) {
+        unsigned k = n & 0x7f;
+        if (k == 0 || k > 3 || (size_t)(end - p) < k)
+            return NULL;
+        for (n = 0; k; k--)
+            n = n << 8 | *p++;
+    }
+    if ((size_t)(end - p) < n)
+        return NULL;
+    *len = n;
+    return p;
+}
+
+/* wolfSSL 5.5.4 drops URI and IP subtrees when it decodes nameConstraints,
+ * so it cannot enforce them, and a CA limited to one SPIFFE trust domain
+ * could otherwise issue any URI. We do not enforce them either: a CA that
+ * has them is refused (fail closed). DNS, email and directory-name
+ * constraints are enforced by wolfSSL. Returns true for such a certificate,
+ * or for a nameConstraints extension we cannot parse. */
+static bool has_uri_ip_constraints(const uint8_t *der, size_t len)
+{
+    static const uint8_t oid[] = {0x06, 0x03, 0x55, 0x1d, 0x1e};
+    const uint8_t *end = der + len, *p;
+
+    for (p = der; p + sizeof(oid) <= end; p++) {
+        const uint8_t *v, *nc, *nc_end, *sub, *sub_end;
+        uint8_t tag;
+        size_t n;
+
+        if (memcmp(p, oid, sizeof(oid)) != 0)
+            continue;
+        v = p + sizeof(oid);
+        if (v < end && *v == 0x01) { /* critical BOOLEAN */
+            if (!(v = der_item(v, end, &tag, &n)))
+                return true;
+            v += n;
+        }
+        if (!(v = der_item(v, end, &tag, &n)) || tag != 0x04)
+            return true;
+        if (!(nc = der_item(v, v + n, &tag, &n)) || tag != 0x30)
+            return true;
+        for (nc_end = nc + n; nc < nc_end; nc = sub_end) {
+            /* [0] permitted / [1] excluded: SEQUENCE OF GeneralSubtree */
+            if (!(sub = der_item(nc, nc_end, &tag, &n)))
+                return true;
+            for (sub_end = sub + n; sub < sub_end;) {
+                const uint8_t *gs = der_item(sub, sub_end, &tag, &n), *base;
+                size_t blen;
+                if (!gs || tag != 0x30 || !(base = der_item(gs, gs + n, &tag, &blen)))
+                    return true;
+                if ((tag & 0x1f) == 6 || (tag & 0x1f) == 7) /* URI, iPAddress */
+                    return true;
+                sub = gs + n;
+            }
+        }
+    }
+    return false;
 }
 
 /* ---- chain verification ------------------------------------------------------ */
@@ -631,6 +725,10 @@ static enum reject verify_chain(struct trust *t, const WOLFSSL_BUFFER_INFO *cert
                 r = R_USAGE;
                 goto out;
             }
+            if (has_uri_ip_constraints(certs[i].buffer, certs[i].length)) {
+                r = R_USAGE;
+                goto out;
+            }
             if (memcmp(dc[i - 1].issuerHash, dc[i].subjectHash, KEYID_SIZE) != 0) {
                 r = R_UNTRUSTED; /* not a chain: presented out of order or unrelated */
                 goto out;
@@ -644,6 +742,22 @@ static enum reject verify_chain(struct trust *t, const WOLFSSL_BUFFER_INFO *cert
     if (top < 0) {
         r = R_UNTRUSTED;
         goto out;
+    }
+    {
+        /* The anchor itself must be valid now: wolfSSL does not check a
+         * signer's dates. */
+        const struct anchor *an = &t->anchors[find_anchor(t, dc[top].issuerHash)];
+        time_t skew = (time_t)config->clock_skew_s;
+        if (an->not_before == -1 || an->not_after == -1 || now + skew < an->not_before) {
+            r = an->not_before == -1 ? R_MALFORMED : R_NOT_YET_VALID;
+            goto out;
+        }
+        if (now - skew > an->not_after) {
+            r = R_EXPIRED;
+            goto out;
+        }
+        if (an->not_after < valid_until)
+            valid_until = an->not_after;
     }
     if ((unsigned)top > config->verify_depth) {
         r = R_DEPTH;

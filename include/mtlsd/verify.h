@@ -25,6 +25,8 @@ void mtls_verify_setup(WOLFSSL_CTX *ctx, const struct mtls_config *cfg);
  * (SIGHUP). Anything verified under an older generation (cached chains,
  * session tickets) must not be trusted again without a new verification. */
 uint64_t mtls_verify_generation(void);
+/* The generation and trust id of one and the same trust material. */
+void mtls_verify_snapshot(uint64_t *generation, uint64_t *id);
 /* A digest of the trust in force (--client-ca and --crl contents and the
  * chain settings), equal across instances with the same trust: what session
  * tickets record (tickets.c). */
