@@ -9,10 +9,12 @@
  * with a KeyUpdate of its own; the client never reads those answers, and
  * its receive buffer is made small (SO_RCVBUF 4096, set before connect) so
  * they back up on the server. A send that blocks for SEND_WAIT_S seconds
- * (the server stopped reading: back-pressure) ends the flood early. Then the
- * client sleeps SECONDS, holding the connection open, and exits.
+ * (the server stopped reading: back-pressure) or fails (the server closed)
+ * ends the flood early. Then the client sleeps SECONDS, holding the
+ * connection open, and exits.
  *
- * Prints one line "sent N of COUNT KeyUpdates[, stopped: ...]" on stdout.
+ * Prints one line on stdout: "sent N of COUNT KeyUpdates, " followed by
+ * "all", "stopped: blocked (...)" or "stopped: error E TEXT".
  * Exits 0 once the handshake succeeded (however many KeyUpdates were sent),
  * 1 if the handshake failed, 2 on a usage or local set-up error. */
 #include "mtlsd/wolfssl.h"
@@ -49,6 +51,14 @@ static int parse_long(const char *s, long lo, long hi, long *out)
         return -1;
     *out = v;
     return 0;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static void sleep_seconds(long seconds)
@@ -125,16 +135,25 @@ int main(int argc, char **argv)
         goto out;
     }
     for (sent = 0; sent < count; sent++) {
+        double t0 = now_s();
         ret = wolfSSL_update_keys(ssl);
         if (ret != WOLFSSL_SUCCESS) {
             int err = wolfSSL_get_error(ssl, ret);
-            printf("sent %ld of %ld KeyUpdates, stopped: %d %s\n", sent, count, err,
+            printf("sent %ld of %ld KeyUpdates, stopped: error %d %s\n", sent, count, err,
                    err_text(err));
+            break;
+        }
+        /* wolfSSL 5.5.4 reports success even when the send would block (the
+         * KeyUpdate stays in its output buffer), so a blocked send shows as
+         * a call that waited out SO_SNDTIMEO. */
+        if (now_s() - t0 >= SEND_WAIT_S - 0.5) {
+            printf("sent %ld of %ld KeyUpdates, stopped: blocked (the server stopped reading)\n",
+                   sent + 1, count);
             break;
         }
     }
     if (sent == count)
-        printf("sent %ld of %ld KeyUpdates\n", sent, count);
+        printf("sent %ld of %ld KeyUpdates, all\n", sent, count);
     fflush(stdout);
     sleep_seconds(seconds);
 out:
