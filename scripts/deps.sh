@@ -56,6 +56,16 @@ if [ ! -f "$PREFIX/.complete" ]; then
     mkdir -p "$work/lists/partial"
     # A private apt configuration for the deb-src entry: the system's
     # sources are left untouched.
+    # The deb-src entry mirrors the system's own Debian source (its address
+    # and suite, as apt knows them), so nothing here names a host.
+    src=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 'Created-By: Packages' \
+          'Component: main' 2>/dev/null | grep -v -e '-security' -e '-updates' | head -n 1)
+    if [ -z "$src" ]; then
+        apt-get update -qq >&2
+        src=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 'Created-By: Packages' \
+              'Component: main' 2>/dev/null | grep -v -e '-security' -e '-updates' | head -n 1)
+    fi
+    [ -n "$src" ] || { echo "deps: apt has no Debian 'main' source to fetch wolfssl from" >&2; exit 1; }
     echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $src main" > "$work/src.list"
     APTOPT=(-o "Dir::Etc::SourceList=$work/src.list" -o Dir::Etc::SourceParts=/dev/null
             -o "Dir::State::Lists=$work/lists" -o APT::Sandbox::User=root)
