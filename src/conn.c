@@ -34,36 +34,6 @@
 static void conn_flush(struct mtls_conn *c);
 static void conn_pump(struct mtls_conn *c);
 
-static void list_push(struct mtls_conn **head, struct mtls_conn **tail, struct mtls_conn *c,
-                      size_t prev_off, size_t next_off)
-{
-#define PREV(x) (*(struct mtls_conn **)((char *)(x) + prev_off))
-#define NEXT(x) (*(struct mtls_conn **)((char *)(x) + next_off))
-    PREV(c) = *tail;
-    NEXT(c) = NULL;
-    if (*tail)
-        NEXT(*tail) = c;
-    else
-        *head = c;
-    *tail = c;
-}
-
-static void list_unlink(struct mtls_conn **head, struct mtls_conn **tail, struct mtls_conn *c,
-                        size_t prev_off, size_t next_off)
-{
-    if (PREV(c))
-        NEXT(PREV(c)) = NEXT(c);
-    else
-        *head = NEXT(c);
-    if (NEXT(c))
-        PREV(NEXT(c)) = PREV(c);
-    else
-        *tail = PREV(c);
-    PREV(c) = NEXT(c) = NULL;
-#undef PREV
-#undef NEXT
-}
-
 struct mtls_conn *mtls_conn_new(struct mtls_worker *w, int fd)
 {
     struct mtls_conn *c = calloc(1, sizeof(*c));
@@ -83,8 +53,7 @@ struct mtls_conn *mtls_conn_new(struct mtls_worker *w, int fd)
     c->born_ms = w->now_ms;
     mtls_http_init(&c->http, &w->limits);
     c->state = MTLS_CONN_HANDSHAKE;
-    list_push(&w->all.head, &w->all.tail, c, offsetof(struct mtls_conn, aprev),
-              offsetof(struct mtls_conn, anext));
+    mtls_list_push_back(&w->all, &c->all_link);
     w->nconns++;
     METRIC_INC(&w->metrics, connections_open);
     mtls_worker_timer_set(w, c, MTLS_TIMER_HANDSHAKE);
@@ -98,8 +67,7 @@ void mtls_conn_free(struct mtls_conn *c)
 {
     struct mtls_worker *w = c->w;
 
-    list_unlink(&w->all.head, &w->all.tail, c, offsetof(struct mtls_conn, aprev),
-                offsetof(struct mtls_conn, anext));
+    mtls_list_unlink(&w->all, &c->all_link);
     close(c->fd);
     mtls_tls_free(&c->tls);
     mtls_http_free(&c->http);
@@ -114,7 +82,7 @@ static void conn_unref(struct mtls_conn *c)
 {
     c->refs--;
     if (c->state == MTLS_CONN_DEAD && c->refs == 0) {
-        c->tnext = c->w->reap;
+        c->reap_next = c->w->reap;
         c->w->reap = c;
     }
 }
@@ -136,7 +104,7 @@ void mtls_conn_close(struct mtls_conn *c, const char *why)
     if (c->send_inflight)
         mtls_ring_cancel(&w->ring, c, MTLS_OP_SEND);
     if (c->refs == 0) {
-        c->tnext = w->reap;
+        c->reap_next = w->reap;
         w->reap = c;
     }
 }

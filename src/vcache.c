@@ -9,6 +9,7 @@
  * cost of a mutex per hit (tens of ns, uncontended with 64 shards) is not
  * worth the complexity. */
 #include "mtlsd/vcache.h"
+#include "mtlsd/list.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -22,7 +23,7 @@ struct entry {
     time_t expires;              /* min(chain's notAfter, inserted + ttl) */
     struct mtls_identity *id;
     struct entry *hnext;         /* hash chain */
-    struct entry *prev, *next;   /* LRU: head is most recent */
+    struct mtls_link lru;        /* head of the shard's list: most recent */
 };
 
 struct shard {
@@ -30,7 +31,7 @@ struct shard {
     struct entry **buckets;
     unsigned mask;
     unsigned count, cap;
-    struct entry *head, *tail;
+    struct mtls_list lru;
 } __attribute__((aligned(64)));
 
 static struct shard *shards;
@@ -65,30 +66,6 @@ int mtls_vcache_init(unsigned capacity, unsigned ttl_s)
     return 0;
 }
 
-static void lru_unlink(struct shard *s, struct entry *e)
-{
-    if (e->prev)
-        e->prev->next = e->next;
-    else
-        s->head = e->next;
-    if (e->next)
-        e->next->prev = e->prev;
-    else
-        s->tail = e->prev;
-    e->prev = e->next = NULL;
-}
-
-static void lru_push(struct shard *s, struct entry *e)
-{
-    e->prev = NULL;
-    e->next = s->head;
-    if (s->head)
-        s->head->prev = e;
-    else
-        s->tail = e;
-    s->head = e;
-}
-
 static uint32_t bucket_of(const uint8_t key[32])
 {
     uint32_t v;
@@ -103,7 +80,7 @@ static void remove_entry(struct shard *s, struct entry *e)
     while (*pp != e)
         pp = &(*pp)->hnext;
     *pp = e->hnext;
-    lru_unlink(s, e);
+    mtls_list_unlink(&s->lru, &e->lru);
     s->count--;
     mtls_identity_free(e->id);
     free(e);
@@ -128,8 +105,8 @@ struct mtls_identity *mtls_vcache_get(const uint8_t key[32], uint64_t generation
             remove_entry(s, e);
         } else {
             id = mtls_identity_ref(e->id);
-            lru_unlink(s, e);
-            lru_push(s, e);
+            mtls_list_unlink(&s->lru, &e->lru);
+            mtls_list_push_front(&s->lru, &e->lru);
         }
     }
     pthread_mutex_unlock(&s->lock);
@@ -161,14 +138,14 @@ unsigned mtls_vcache_put(const uint8_t key[32], uint64_t generation, time_t now,
             break;
     if (old) /* two workers verified the same new chain at once */
         remove_entry(s, old);
-    while (s->count >= s->cap && s->tail) {
-        remove_entry(s, s->tail);
+    while (s->count >= s->cap && s->lru.tail) {
+        remove_entry(s, mtls_container_of(s->lru.tail, struct entry, lru));
         evicted++;
     }
     uint32_t b = bucket_of(key) & s->mask;
     e->hnext = s->buckets[b];
     s->buckets[b] = e;
-    lru_push(s, e);
+    mtls_list_push_front(&s->lru, &e->lru);
     s->count++;
     pthread_mutex_unlock(&s->lock);
     return evicted;
@@ -180,8 +157,8 @@ void mtls_vcache_destroy(void)
         return;
     for (unsigned i = 0; i < nshards; i++) {
         struct shard *s = &shards[i];
-        while (s->head)
-            remove_entry(s, s->head);
+        while (s->lru.head)
+            remove_entry(s, mtls_container_of(s->lru.head, struct entry, lru));
         free(s->buckets);
         pthread_mutex_destroy(&s->lock);
     }

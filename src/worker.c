@@ -120,38 +120,30 @@ fail:
 
 void mtls_worker_timer_clear(struct mtls_worker *w, struct mtls_conn *c)
 {
-    struct mtls_conn_list *l;
-
     if (c->timer == MTLS_TIMER_NONE)
         return;
-    l = &w->timers[c->timer];
-    if (c->tprev)
-        c->tprev->tnext = c->tnext;
-    else
-        l->head = c->tnext;
-    if (c->tnext)
-        c->tnext->tprev = c->tprev;
-    else
-        l->tail = c->tprev;
-    c->tprev = c->tnext = NULL;
+    mtls_list_unlink(&w->timers[c->timer], &c->timer_link);
     c->timer = MTLS_TIMER_NONE;
 }
 
 void mtls_worker_timer_set(struct mtls_worker *w, struct mtls_conn *c, enum mtls_timer t)
 {
-    struct mtls_conn_list *l = &w->timers[t];
-
     /* Each list has one timeout, so appending keeps it sorted. */
     mtls_worker_timer_clear(w, c);
     c->timer = t;
     c->deadline_ms = w->now_ms + w->timeout_ms[t];
-    c->tprev = l->tail;
-    c->tnext = NULL;
-    if (l->tail)
-        l->tail->tnext = c;
-    else
-        l->head = c;
-    l->tail = c;
+    mtls_list_push_back(&w->timers[t], &c->timer_link);
+}
+
+static struct mtls_conn *conn_of_all(struct mtls_link *l)
+{
+    return l ? mtls_container_of(l, struct mtls_conn, all_link) : NULL;
+}
+
+static struct mtls_conn *timer_head(struct mtls_worker *w, int t)
+{
+    struct mtls_link *l = w->timers[t].head;
+    return l ? mtls_container_of(l, struct mtls_conn, timer_link) : NULL;
 }
 
 void mtls_worker_buf_get(struct mtls_worker *w, struct mtls_buf *b)
@@ -223,8 +215,8 @@ static void begin_stop(struct mtls_worker *w)
     w->stop_deadline_ms = w->now_ms + w->cfg->shutdown_grace_ms;
     if (w->accept_armed)
         mtls_ring_cancel(&w->ring, w, MTLS_OP_ACCEPT);
-    for (c = w->all.head; c; c = next) {
-        next = c->anext;
+    for (c = conn_of_all(w->all.head); c; c = next) {
+        next = conn_of_all(c->all_link.next);
         mtls_conn_drain(c);
     }
 }
@@ -238,7 +230,7 @@ static void expire_timers(struct mtls_worker *w)
     }
     for (int t = 0; t < MTLS_TIMER_NONE; t++) {
         struct mtls_conn *c;
-        while ((c = w->timers[t].head) && c->deadline_ms <= w->now_ms)
+        while ((c = timer_head(w, t)) && c->deadline_ms <= w->now_ms)
             mtls_conn_on_timeout(c);
     }
 }
@@ -248,7 +240,7 @@ static uint64_t next_wait_ms(struct mtls_worker *w)
     uint64_t wait = TICK_MAX_MS;
 
     for (int t = 0; t < MTLS_TIMER_NONE; t++) {
-        struct mtls_conn *c = w->timers[t].head;
+        struct mtls_conn *c = timer_head(w, t);
         if (c) {
             uint64_t d = c->deadline_ms > w->now_ms ? c->deadline_ms - w->now_ms : 0;
             if (d < wait)
@@ -267,7 +259,7 @@ static void reap(struct mtls_worker *w)
 {
     while (w->reap) {
         struct mtls_conn *c = w->reap;
-        w->reap = c->tnext;
+        w->reap = c->reap_next;
         mtls_conn_free(c);
     }
 }
@@ -345,8 +337,8 @@ static void *worker_main(void *arg)
                 struct mtls_conn *c, *next;
                 log_info("worker %u: grace period over, closing %u connections", w->id,
                          w->nconns);
-                for (c = w->all.head; c; c = next) {
-                    next = c->anext;
+                for (c = conn_of_all(w->all.head); c; c = next) {
+                    next = conn_of_all(c->all_link.next);
                     mtls_conn_close(c, "shutdown grace over");
                 }
                 break;
@@ -405,7 +397,7 @@ void mtls_worker_destroy(struct mtls_worker *w)
         mtls_ring_exit(&w->ring);
     memset(&w->ring, 0, sizeof(w->ring));
     w->reap = NULL;
-    while ((c = w->all.head))
+    while ((c = conn_of_all(w->all.head)))
         mtls_conn_free(c);
     for (unsigned i = 0; i < w->nspare; i++)
         mtls_buf_free(&w->spare[i]);

@@ -32,8 +32,9 @@ struct mtls_conn {
     enum mtls_timer timer;
     uint64_t deadline_ms;
     uint64_t born_ms;
-    struct mtls_conn *tprev, *tnext;   /* timer list */
-    struct mtls_conn *aprev, *anext;   /* worker's list of all */
+    struct mtls_link timer_link;       /* in the worker's list for `timer` */
+    struct mtls_link all_link;         /* in the worker's list of all */
+    struct mtls_conn *reap_next;       /* in the worker's reap list */
     struct mtls_tls tls;
     struct mtls_http http;
     struct mtls_buf out_flight;   /* the kernel's until the send completes */

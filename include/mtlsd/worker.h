@@ -7,6 +7,7 @@
 #include "mtlsd/buf.h"
 #include "mtlsd/config.h"
 #include "mtlsd/http.h"
+#include "mtlsd/list.h"
 #include "mtlsd/metrics.h"
 #include "mtlsd/ring.h"
 
@@ -19,11 +20,6 @@ struct mtls_tls_ctx;
 
 enum mtls_timer { MTLS_TIMER_HANDSHAKE, MTLS_TIMER_IDLE, MTLS_TIMER_LINGER, MTLS_TIMER_NONE };
 
-/* Intrusive list heads; each list holds connections in deadline order
- * because each has one fixed timeout. */
-struct mtls_conn_list {
-    struct mtls_conn *head, *tail;
-};
 
 struct mtls_worker {
     struct mtls_ring ring;           /* first: 8-byte aligned owner */
@@ -41,8 +37,10 @@ struct mtls_worker {
     uint64_t now_ms;                 /* monotonic, refreshed once per loop */
     uint64_t stop_deadline_ms;
     uint64_t timeout_ms[MTLS_TIMER_NONE];
-    struct mtls_conn_list timers[MTLS_TIMER_NONE];
-    struct mtls_conn_list all;       /* every connection not yet freed */
+    /* Each timer list has one fixed timeout, so appending keeps it in
+     * deadline order. */
+    struct mtls_list timers[MTLS_TIMER_NONE];
+    struct mtls_list all;            /* every connection not yet freed */
     struct mtls_conn *reap;          /* closed, no ops left: free after the batch */
     unsigned nconns;                 /* open (not closed) connections */
     uint8_t *plain;                  /* scratch: decrypted bytes */
