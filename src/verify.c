@@ -342,7 +342,7 @@ static int on_cm_verify(int ok, WOLFSSL_X509_STORE_CTX *store)
     return ok;
 }
 
-static struct trust *trust_load(const struct mtls_config *cfg, bool reload, char *err,
+static struct trust *trust_load(const struct mtls_config *cfg, char *err,
                                 size_t errlen)
 {
     static const char begin[] = "-----BEGIN CERTIFICATE-----";
@@ -466,7 +466,6 @@ static struct trust *trust_load(const struct mtls_config *cfg, bool reload, char
             }
         }
     }
-    (void)reload;
     mtls_buf_free(&pem);
     wc_Sha256Final(&h, digest);
     wc_Sha256Free(&h);
@@ -932,7 +931,7 @@ static int on_verify(int preverify, WOLFSSL_X509_STORE_CTX *store)
 int mtls_verify_init(const struct mtls_config *cfg, char *err, size_t errlen)
 {
     config = cfg;
-    trust = trust_load(cfg, false, err, errlen);
+    trust = trust_load(cfg, err, errlen);
     if (!trust)
         return -1;
     __atomic_store_n(&trust_id, trust->id, __ATOMIC_RELEASE);
@@ -945,7 +944,7 @@ int mtls_verify_init(const struct mtls_config *cfg, char *err, size_t errlen)
 
 int mtls_verify_reload(char *err, size_t errlen)
 {
-    struct trust *t = trust_load(config, true, err, errlen), *old;
+    struct trust *t = trust_load(config, err, errlen), *old;
 
     if (!t)
         return -1;

@@ -33,16 +33,6 @@ sclient_status() {
     st=$(http_status "$out")
     echo "${st:-none}"
 }
-# reason_deltas SNAP_BEFORE SNAP_AFTER -> " reason+N ..." for every reason counter that moved
-reason_deltas() {
-    local c d out=""
-    for c in no_cert untrusted expired not_yet_valid revoked crl usage self_signed weak_key depth malformed; do
-        d=$(($(mval "$2" mtlsd_verify_rejected_$c) - $(mval "$1" mtlsd_verify_rejected_$c)))
-        [ "$d" != 0 ] && out="$out $c+$d"
-    done
-    echo "$out"
-}
-mdelta() { echo $(($(mval "$2" "$3") - $(mval "$1" "$3"))); }
 last_refusal() { grep -o 'client certificate refused: .*' "$MTLSD_LOG" | tail -1; }
 
 # ---- the extra certificates, all under $M ----------------------------------------

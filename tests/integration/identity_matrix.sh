@@ -48,15 +48,6 @@ clients_for() {
     echo "$l"
 }
 
-# reason_deltas SNAP_BEFORE SNAP_AFTER -> " reason+N ..." for every reason counter that moved
-reason_deltas() {
-    local c d out=""
-    for c in no_cert untrusted expired not_yet_valid revoked crl usage self_signed weak_key depth malformed; do
-        d=$(($(mval "$2" mtlsd_verify_rejected_$c) - $(mval "$1" mtlsd_verify_rejected_$c)))
-        [ "$d" != 0 ] && out="$out $c+$d"
-    done
-    echo "$out"
-}
 
 # counter_check NAME SNAP_BEFORE N: the reason counter of NAME grew by N
 counter_check() {

@@ -285,3 +285,30 @@ if ! declare -F lib_start_mtlsd >/dev/null; then
         echo "FATAL: no port of our own after 3 tries"; exit 1
     }
 fi
+
+# ---- helpers shared by the identity and resumption tests
+
+mdelta() { echo $(($(mval "$2" "$3") - $(mval "$1" "$3"))); }
+
+# reason_deltas SNAP_BEFORE SNAP_AFTER -> " reason+N ..." for every reason counter that moved
+reason_deltas() {
+    local c d out=""
+    for c in no_cert untrusted expired not_yet_valid revoked crl usage self_signed weak_key depth malformed; do
+        d=$(($(mval "$2" mtlsd_verify_rejected_$c) - $(mval "$1" mtlsd_verify_rejected_$c)))
+        [ "$d" != 0 ] && out="$out $c+$d"
+    done
+    echo "$out"
+}
+
+# sighup_wait: SIGHUP the server and wait (bounded) for its log line
+sighup_wait() {
+    local before i
+    before=$(grep -cE "SIGHUP: (reloaded|reload failed)" "$MTLSD_LOG")
+    kill -HUP "$MTLSD_PID"
+    for ((i = 0; i < 100; i++)); do
+        [ "$(grep -cE "SIGHUP: (reloaded|reload failed)" "$MTLSD_LOG")" -gt "$before" ] && break
+        sleep 0.05
+    done
+    grep -E "SIGHUP: (reloaded|reload failed)" "$MTLSD_LOG" | tail -1
+}
+

@@ -215,17 +215,6 @@ stop_mtlsd TERM
 make_pki_matrix
 pki_trusted_clients 1
 cp "$M/root.crl" "$T/live.crl"
-# sighup_wait: SIGHUP the server and wait (bounded) for its log line
-sighup_wait() {
-    local before i
-    before=$(grep -cE "SIGHUP: (reloaded|reload failed)" "$MTLSD_LOG")
-    kill -HUP "$MTLSD_PID"
-    for ((i = 0; i < 100; i++)); do
-        [ "$(grep -cE "SIGHUP: (reloaded|reload failed)" "$MTLSD_LOG")" -gt "$before" ] && break
-        sleep 0.05
-    done
-    grep -E "SIGHUP: (reloaded|reload failed)" "$MTLSD_LOG" | tail -1
-}
 start_mtlsd --workers 2 --crl "$T/live.crl"
 for v in 1.3 1.2 1.2id; do
     sc $v "$T/rv$v.pem" >/dev/null

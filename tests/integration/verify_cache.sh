@@ -17,19 +17,7 @@ pki_trusted_clients 20 # tc_1 .. tc_20; tc_1 is also the bystander under --crl
 # cached NAME -> the "chain_cached" value of /whoami on a new connection
 cached() { jget "$(mcurl "$1" "$(url /whoami)" 2>/dev/null)" 'j["chain_cached"]'; }
 code_of() { mcurl "$1" -o /dev/null -w '%{http_code}' "$(url /)" 2>/dev/null; }
-mdelta() { echo $(($(mval "$2" "$3") - $(mval "$1" "$3"))); }
 
-# sighup_wait PATTERN: SIGHUP the server and wait (bounded) for a new log line
-sighup_wait() {
-    local before i
-    before=$(grep -cE "SIGHUP: (reloaded|reload failed)" "$MTLSD_LOG")
-    kill -HUP "$MTLSD_PID"
-    for ((i = 0; i < 100; i++)); do
-        [ "$(grep -cE "SIGHUP: (reloaded|reload failed)" "$MTLSD_LOG")" -gt "$before" ] && break
-        sleep 0.05
-    done
-    grep -E "SIGHUP: (reloaded|reload failed)" "$MTLSD_LOG" | tail -1
-}
 
 note "---- hits and misses"
 start_mtlsd --workers 2
