@@ -328,15 +328,6 @@ void mtls_tickets_shutdown(void)
 
 /* ---- resumption policy (tickets and session IDs) ---------------------------- */
 
-int64_t mtls_identity_end(const struct mtls_identity *id)
-{
-    int64_t a = (int64_t)id->not_after, b = (int64_t)id->valid_until;
-
-    if (a == -1 || b == -1)
-        return -1; /* unknown: refuse */
-    return a < b ? a : b;
-}
-
 int mtls_resume_check(uint64_t trust, int64_t auth_time, int64_t not_after)
 {
     int64_t now = (int64_t)time(NULL);

@@ -26,9 +26,13 @@ rules() {
     only 'liburing\.h' $IO_BACKEND
     only 'mtlsd/ring\.h' $IO_BACKEND src/worker.c include/mtlsd/worker.h
     only 'llhttp\.h' include/mtlsd/http.h
-    only 'wolfssl/' include/mtlsd/wolfssl.h include/mtlsd/wolfssl_internal.h src/tickets.c src/verify.c
+    only 'wolfssl/' include/mtlsd/wolfssl.h include/mtlsd/wolfssl_internal.h src/tickets.c \
+        src/verify.c src/identity.c include/mtlsd/identity_x509.h
     only 'mtlsd/wolfssl\.h' $TLS_PART src/verify.c include/mtlsd/wolfssl_internal.h \
-        include/mtlsd/verify.h include/mtlsd/tickets.h include/mtlsd/sessions.h
+        include/mtlsd/verify.h include/mtlsd/tickets.h include/mtlsd/sessions.h \
+        include/mtlsd/identity_x509.h
+    # the identity type is plain data; only its builder sees a certificate
+    only 'mtlsd/identity_x509\.h' src/identity.c src/verify.c
     only 'mtlsd/wolfssl_internal\.h' $TLS_PART
     only 'mtlsd/tls_internal\.h' $TLS_PART
     never $NO_TRANSPORT -- 'wolfssl|liburing\.h|mtlsd/(worker|conn|ring|tls|server)\.h'

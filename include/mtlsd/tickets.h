@@ -53,9 +53,6 @@ enum {
  * resume now. */
 int mtls_resume_check(uint64_t trust, int64_t auth_time, int64_t not_after);
 struct mtls_identity;
-/* When an identity stops being valid: its certificate's notAfter or the
- * earliest notAfter of its verified chain; -1 when unknown. */
-int64_t mtls_identity_end(const struct mtls_identity *id);
 struct mtls_tls;
 /* Logs (debug) and counts a refusal, once per connection. */
 void mtls_resume_count_refusal(struct mtls_tls *t, int reason);

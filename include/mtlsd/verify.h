@@ -32,8 +32,5 @@ void mtls_verify_snapshot(uint64_t *generation, uint64_t *id);
  * tickets record (tickets.c). */
 uint64_t mtls_verify_trust_id(void);
 
-/* Parses a certificate's DER into a freshly allocated identity; NULL when it
- * is malformed or carries a name with an embedded NUL. */
-struct mtls_identity *mtls_identity_from_der(const uint8_t *der, size_t len);
 
 #endif
