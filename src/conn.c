@@ -49,7 +49,7 @@ static void conn_log(struct mtls_conn *c, const struct mtls_http_request *req,
 static int exchange_write(struct mtls_exchange *x, const void *p, size_t n)
 {
     struct mtls_conn *c = x->owner;
-    return mtls_tls_write(&c->tls, p, n);
+    return mtls_tls_write(c->tls, p, n);
 }
 
 static void exchange_end(struct mtls_exchange *x, int status)
@@ -116,7 +116,8 @@ void mtls_conn_free(struct mtls_conn *c)
 
     mtls_list_unlink(&w->all, &c->all_link);
     close(c->fd);
-    mtls_tls_free(&c->tls);
+    mtls_tls_free(c->tls);
+    c->tls = NULL;
     mtls_http_free(&c->http);
     mtls_buf_free(&c->out_flight);
     mtls_buf_free(&c->out_pending);
@@ -164,7 +165,7 @@ static void conn_finish(struct mtls_conn *c, bool notify)
         c->state == MTLS_CONN_LINGER)
         return;
     if (notify)
-        mtls_tls_close_notify(&c->tls);
+        mtls_tls_close_notify(c->tls);
     c->state = MTLS_CONN_CLOSING;
     c->paused = false;
     conn_flush(c);
@@ -274,7 +275,7 @@ static bool conn_http(struct mtls_conn *c, const uint8_t *p, size_t n)
             METRIC_INC(&w->metrics, bad_requests);
             log_debug("worker %u: fd %d: bad request, answering %d", w->id, c->fd, status);
             if (mtls_response_error(status, &w->resp) < 0 ||
-                mtls_tls_write(&c->tls, w->resp.data, w->resp.len) < 0) {
+                mtls_tls_write(c->tls, w->resp.data, w->resp.len) < 0) {
                 mtls_conn_close(c, "cannot write error response");
                 return false;
             }
@@ -283,12 +284,12 @@ static bool conn_http(struct mtls_conn *c, const uint8_t *p, size_t n)
         }
         if (r == MTLS_HTTP_HEAD) {
             /* Authorization and the handler, once per request. */
-            c->peer.identity = c->tls.identity;
-            c->peer.chain_cached = c->tls.chain_cached;
-            c->peer.tls_version = mtls_tls_version_name(&c->tls);
-            c->peer.cipher = mtls_tls_cipher_name(&c->tls);
+            c->peer.identity = mtls_tls_identity(c->tls);
+            c->peer.chain_cached = mtls_tls_chain_cached(c->tls);
+            c->peer.tls_version = mtls_tls_version_name(c->tls);
+            c->peer.cipher = mtls_tls_cipher_name(c->tls);
             c->peer.worker = w->id;
-            c->peer.resumed = mtls_tls_resumed(&c->tls);
+            c->peer.resumed = mtls_tls_resumed(c->tls);
             if (mtls_exchange_head(&c->x, &req, &c->peer) < 0) {
                 mtls_conn_close(c, "handler failed");
                 return false;
@@ -339,19 +340,19 @@ static void conn_pump(struct mtls_conn *c)
     size_t n;
 
     if (c->state == MTLS_CONN_HANDSHAKE) {
-        st = mtls_tls_handshake(&c->tls, &why);
+        st = mtls_tls_handshake(c->tls, &why);
         if (st == MTLS_TLS_AGAIN)
             return;
         if (st != MTLS_TLS_OK) {
             METRIC_INC(&w->metrics, handshakes_failed);
-            if (!c->tls.cert_presented)
+            if (!mtls_tls_cert_presented(c->tls))
                 METRIC_INC(&w->metrics, verify_rejected_no_cert);
             log_info("worker %u: handshake failed: %s", w->id, why ? why : "unknown");
             /* wolfSSL queued an alert: send it, then close. */
             conn_finish(c, false);
             return;
         }
-        switch (c->tls.resumed) {
+        switch (mtls_tls_resume_kind(c->tls)) {
         case MTLS_RESUME_TLS13_TICKET: METRIC_INC(&w->metrics, handshakes_resumed_tls13_ticket); break;
         case MTLS_RESUME_TLS12_TICKET: METRIC_INC(&w->metrics, handshakes_resumed_tls12_ticket); break;
         case MTLS_RESUME_TLS12_SESSION_ID:
@@ -379,7 +380,7 @@ static void conn_pump(struct mtls_conn *c)
             conn_pause(c);
             return;
         }
-        st = mtls_tls_read(&c->tls, w->plain, w->plain_cap, &n);
+        st = mtls_tls_read(c->tls, w->plain, w->plain_cap, &n);
         if (st == MTLS_TLS_OK) {
             if (!conn_http(c, w->plain, n))
                 return;
@@ -408,14 +409,16 @@ static void conn_input(struct mtls_conn *c, const uint8_t *p, size_t n)
     }
     if (c->out_pending.cap == 0)
         mtls_worker_buf_get(c->w, &c->out_pending);
-    mtls_tls_feed(&c->tls, p, n);
+    mtls_tls_feed(c->tls, p, n);
     conn_pump(c);
-    if (c->state != MTLS_CONN_DEAD && c->tls.in_len) {
+    const uint8_t *rest;
+    size_t rest_len = mtls_tls_unread(c->tls, &rest);
+    if (c->state != MTLS_CONN_DEAD && rest_len) {
         /* Paused mid-buffer: keep the rest, the ring needs its buffer back. */
-        if (mtls_buf_append(&c->in_left, c->tls.in, c->tls.in_len) < 0)
+        if (mtls_buf_append(&c->in_left, rest, rest_len) < 0)
             mtls_conn_close(c, "out of memory");
     }
-    mtls_tls_feed(&c->tls, NULL, 0);
+    mtls_tls_feed(c->tls, NULL, 0);
     conn_flush(c);
 }
 

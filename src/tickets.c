@@ -41,7 +41,7 @@
 #include "mtlsd/identity.h"
 #include "mtlsd/log.h"
 #include "mtlsd/metrics.h"
-#include "mtlsd/tls.h"
+#include "mtlsd/tls_internal.h"
 #include "mtlsd/verify.h"
 
 #include <wolfssl/wolfcrypt/aes.h>

@@ -25,7 +25,7 @@
 #include "mtlsd/buf.h"
 #include "mtlsd/identity_x509.h"
 #include "mtlsd/log.h"
-#include "mtlsd/tls.h"
+#include "mtlsd/metrics.h"
 #include "mtlsd/vcache.h"
 
 #include <wolfssl/wolfcrypt/asn.h>
@@ -688,17 +688,16 @@ static int chain_key(const WOLFSSL_BUFFER_INFO *certs, int n, uint8_t key[32])
     return ok ? 0 : -1;
 }
 
-static int on_verify(int preverify, WOLFSSL_X509_STORE_CTX *store)
+int mtls_verify_peer(int preverify, WOLFSSL_X509_STORE_CTX *store,
+                     struct mtls_metrics *metrics, struct mtls_verify_result *t)
 {
-    struct mtls_tls *t = store->userCtx;
     struct mtls_identity *id = NULL;
     enum reject r;
     uint8_t key[32];
     uint64_t gen;
     time_t now;
 
-    if (!t)
-        return 0;
+    memset(t, 0, sizeof(*t));
     t->cert_presented = true;
     if (store->error_depth > 0) {
         /* An intermediate: "no signer" is expected (no CA is loaded) and the
@@ -718,7 +717,7 @@ static int on_verify(int preverify, WOLFSSL_X509_STORE_CTX *store)
         /* Something wolfSSL itself refused in the leaf. */
         r = store->error == EXTKEYUSE_AUTH_E ? R_USAGE : R_MALFORMED;
         t->verify_error = reject_text[r];
-        count_reject(t->metrics, r);
+        count_reject(metrics, r);
         log_info("client certificate refused: %s (%s)", reject_text[r],
                  err_text(store->error));
         return settings.client_auth != MTLS_AUTH_VERIFY;
@@ -727,34 +726,33 @@ static int on_verify(int preverify, WOLFSSL_X509_STORE_CTX *store)
     gen = mtls_verify_generation();
     if (chain_key(store->certs, store->totalCerts, key) == 0 &&
         (id = mtls_vcache_get(key, gen, now)) != NULL) {
-        if (t->metrics)
-            METRIC_INC(t->metrics, verify_cache_hits);
+        if (metrics)
+            METRIC_INC(metrics, verify_cache_hits);
         t->chain_cached = true;
         r = OK;
     } else {
-        if (t->metrics)
-            METRIC_INC(t->metrics, verify_cache_misses);
+        if (metrics)
+            METRIC_INC(metrics, verify_cache_misses);
         pthread_rwlock_rdlock(&trust_lock);
         gen = mtls_verify_generation(); /* the generation of the trust we use */
         r = verify_chain(trust, store->certs, store->totalCerts, &id);
         pthread_rwlock_unlock(&trust_lock);
         if (r == OK && settings.verify_cache) {
             unsigned ev = mtls_vcache_put(key, gen, now, id);
-            if (t->metrics) {
-                METRIC_INC(t->metrics, verify_cache_inserts);
-                METRIC_ADD(t->metrics, verify_cache_evictions, ev);
+            if (metrics) {
+                METRIC_INC(metrics, verify_cache_inserts);
+                METRIC_ADD(metrics, verify_cache_evictions, ev);
             }
         }
     }
     if (r != OK) {
-        count_reject(t->metrics, r);
+        count_reject(metrics, r);
         t->verify_error = reject_text[r];
         log_info("client certificate refused: %s", reject_text[r]);
         /* present/optional: the handshake goes on (proof of possession is
          * still checked) and every request gets 403. */
         return settings.client_auth != MTLS_AUTH_VERIFY;
     }
-    mtls_identity_free(t->identity);
     t->identity = id;
     return 1;
 }
@@ -798,12 +796,13 @@ void mtls_verify_shutdown(void)
     trust = NULL;
 }
 
-void mtls_verify_setup(WOLFSSL_CTX *ctx, const struct mtls_verify_settings *cfg)
+void mtls_verify_setup(WOLFSSL_CTX *ctx, const struct mtls_verify_settings *cfg,
+                       VerifyCallback cb)
 {
     int mode = WOLFSSL_VERIFY_PEER;
 
     /* VERIFY_PEER alone would let certificate-less clients in. */
     if (cfg->client_auth != MTLS_AUTH_OPTIONAL)
         mode |= WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT;
-    wolfSSL_CTX_set_verify(ctx, mode, on_verify);
+    wolfSSL_CTX_set_verify(ctx, mode, cb);
 }

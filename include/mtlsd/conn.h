@@ -36,7 +36,7 @@ struct mtls_conn {
     struct mtls_link timer_link;       /* in the worker's list for `timer` */
     struct mtls_link all_link;         /* in the worker's list of all */
     struct mtls_conn *reap_next;       /* in the worker's reap list */
-    struct mtls_tls tls;
+    struct mtls_tls *tls;         /* private to the TLS part: tls.h */
     struct mtls_http http;
     struct mtls_exchange x;       /* the request being answered */
     struct mtls_http_request req; /* its head, for the access log */
