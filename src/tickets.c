@@ -343,17 +343,11 @@ int mtls_resume_check(uint64_t trust, int64_t auth_time, int64_t not_after)
 
 void mtls_resume_count_refusal(struct mtls_tls *t, int reason)
 {
-    static const char *const why[] = {
-        [MTLS_REFUSE_GENERATION] = "trust changed since the identity was verified",
-        [MTLS_REFUSE_LIFETIME] = "older than --session-lifetime",
-        [MTLS_REFUSE_EXPIRED_CERT] = "client certificate expired",
-        [MTLS_REFUSE_UNKNOWN_KEY] = "unknown key (rotated out or another key file)",
-        [MTLS_REFUSE_BAD] = "failed authentication or malformed",
-        [MTLS_REFUSE_NO_IDENTITY] = "issued without an identity",
-        [MTLS_REFUSE_PSK_KE] = "TLS 1.3 psk_ke without (EC)DHE",
-    };
+#define TEXT(X, e, m, text, help) [MTLS_REFUSE_##e] = text,
+    static const char *const why[] = {MTLS_RESUME_REFUSALS(TEXT, _)};
+#undef TEXT
 
-    if (reason <= MTLS_REFUSE_NONE || reason > MTLS_REFUSE_PSK_KE)
+    if (reason <= MTLS_REFUSE_NONE || reason >= MTLS_REFUSE_COUNT)
         reason = MTLS_REFUSE_BAD; /* fail closed on an unknown reason */
     log_debug("resumption refused: %s", why[reason]);
     /* wolfSSL calls the ticket callback once per offered ticket per
@@ -362,15 +356,15 @@ void mtls_resume_count_refusal(struct mtls_tls *t, int reason)
     if (!t || !t->metrics || t->ticket_refused)
         return;
     t->ticket_refused = true;
+#define COUNT(X, e, m, text, help)                          \
+    case MTLS_REFUSE_##e:                                   \
+        METRIC_INC(t->metrics, resumption_refused_##m); \
+        break;
     switch (reason) {
-    case MTLS_REFUSE_GENERATION: METRIC_INC(t->metrics, resumption_refused_generation); break;
-    case MTLS_REFUSE_LIFETIME: METRIC_INC(t->metrics, resumption_refused_lifetime); break;
-    case MTLS_REFUSE_EXPIRED_CERT: METRIC_INC(t->metrics, resumption_refused_expired_cert); break;
-    case MTLS_REFUSE_UNKNOWN_KEY: METRIC_INC(t->metrics, resumption_refused_unknown_key); break;
-    case MTLS_REFUSE_NO_IDENTITY: METRIC_INC(t->metrics, resumption_refused_no_identity); break;
-    case MTLS_REFUSE_PSK_KE: METRIC_INC(t->metrics, resumption_refused_psk_ke); break;
-    default: METRIC_INC(t->metrics, resumption_refused_bad_ticket); break;
+        MTLS_RESUME_REFUSALS(COUNT, _)
+    default: METRIC_INC(t->metrics, resumption_refused_bad_ticket); break; /* fail closed */
     }
+#undef COUNT
 }
 
 /* ---- the callback ------------------------------------------------------------ */
