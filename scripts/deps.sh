@@ -1,17 +1,35 @@
 #!/usr/bin/env bash
 # Installs what mtlsd needs on a Debian 12 machine and builds wolfSSL from
 # Debian's source package into a cache outside the clone.
-#   scripts/deps.sh            packages + wolfSSL (idempotent, fast when cached)
+#   scripts/deps.sh [GROUP...]  packages + wolfSSL (idempotent, fast when cached)
+# GROUP: run (default: what building and running mtlsd needs), test (adds the
+# test clients; scripts/test.sh), bench (adds the servers bench/compare
+# measures against).
 # Prints the wolfSSL install prefix on the last line of stdout.
 set -euo pipefail
 
 CACHE=${MTLSD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mtlsd}
 mkdir -p "$CACHE"
 
-PKGS=(build-essential cmake pkg-config dpkg-dev autoconf automake libtool
-      liburing-dev node-llhttp curl openssl gnutls-bin wrk nginx-light haproxy
-      lighttpd lighttpd-mod-wolfssl gnuplot-nox valgrind procps python3 ca-certificates
-      libssl-dev strace)
+# run: compilers, wolfSSL's source build, liburing, llhttp, openssl for the
+# development PKI (certs/gen.sh) and curl to try it.
+PKGS_run=(build-essential cmake pkg-config dpkg-dev autoconf automake libtool
+          liburing-dev node-llhttp openssl curl procps ca-certificates)
+# test: the clients the tests drive (libssl-dev builds bench/wrk-shim.c for
+# tests/integration/load_tools.sh; strace checks that bad flags open no socket).
+PKGS_test=(gnutls-bin python3 wrk libssl-dev strace)
+# bench: the servers bench/compare measures against, and its plots.
+PKGS_bench=(wrk libssl-dev python3 nginx-light haproxy lighttpd lighttpd-mod-wolfssl gnuplot-nox)
+
+PKGS=("${PKGS_run[@]}")
+for group in "$@"; do
+    case $group in
+    run) ;;
+    test) PKGS+=("${PKGS_test[@]}") ;;
+    bench) PKGS+=("${PKGS_bench[@]}") ;;
+    *) echo "deps: unknown group '$group' (run, test or bench)" >&2; exit 2 ;;
+    esac
+done
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Sets up (packages, wolfSSL, builds) and runs the whole test suite twice:
+# Sets up (packages with the test clients, wolfSSL, builds) and runs the whole test suite twice:
 # a normal build, then one with AddressSanitizer + UndefinedBehaviorSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/deps.sh test >/dev/null # the test clients, before cmake looks for libssl
 scripts/build.sh build
 scripts/build.sh build-asan -DMTLSD_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug
 status=0

@@ -41,7 +41,7 @@
 #include "mtlsd/identity.h"
 #include "mtlsd/log.h"
 #include "mtlsd/metrics.h"
-#include "mtlsd/tls.h"
+#include "mtlsd/tls_internal.h"
 #include "mtlsd/verify.h"
 
 #include <wolfssl/wolfcrypt/aes.h>
@@ -272,7 +272,7 @@ static int rotate(bool first)
     return 0;
 }
 
-int mtls_tickets_init(const struct mtls_config *cfg, char *err, size_t errlen)
+int mtls_tickets_init(const struct mtls_resume_settings *cfg, char *err, size_t errlen)
 {
     memset(&cfg_t, 0, sizeof(cfg_t));
     cfg_t.enabled = cfg->tickets;
@@ -328,15 +328,6 @@ void mtls_tickets_shutdown(void)
 
 /* ---- resumption policy (tickets and session IDs) ---------------------------- */
 
-int64_t mtls_identity_end(const struct mtls_identity *id)
-{
-    int64_t a = (int64_t)id->not_after, b = (int64_t)id->valid_until;
-
-    if (a == -1 || b == -1)
-        return -1; /* unknown: refuse */
-    return a < b ? a : b;
-}
-
 int mtls_resume_check(uint64_t trust, int64_t auth_time, int64_t not_after)
 {
     int64_t now = (int64_t)time(NULL);
@@ -352,17 +343,11 @@ int mtls_resume_check(uint64_t trust, int64_t auth_time, int64_t not_after)
 
 void mtls_resume_count_refusal(struct mtls_tls *t, int reason)
 {
-    static const char *const why[] = {
-        [MTLS_REFUSE_GENERATION] = "trust changed since the identity was verified",
-        [MTLS_REFUSE_LIFETIME] = "older than --session-lifetime",
-        [MTLS_REFUSE_EXPIRED_CERT] = "client certificate expired",
-        [MTLS_REFUSE_UNKNOWN_KEY] = "unknown key (rotated out or another key file)",
-        [MTLS_REFUSE_BAD] = "failed authentication or malformed",
-        [MTLS_REFUSE_NO_IDENTITY] = "issued without an identity",
-        [MTLS_REFUSE_PSK_KE] = "TLS 1.3 psk_ke without (EC)DHE",
-    };
+#define TEXT(X, e, m, text, help) [MTLS_REFUSE_##e] = text,
+    static const char *const why[] = {MTLS_RESUME_REFUSALS(TEXT, _)};
+#undef TEXT
 
-    if (reason <= MTLS_REFUSE_NONE || reason > MTLS_REFUSE_PSK_KE)
+    if (reason <= MTLS_REFUSE_NONE || reason >= MTLS_REFUSE_COUNT)
         reason = MTLS_REFUSE_BAD; /* fail closed on an unknown reason */
     log_debug("resumption refused: %s", why[reason]);
     /* wolfSSL calls the ticket callback once per offered ticket per
@@ -371,15 +356,15 @@ void mtls_resume_count_refusal(struct mtls_tls *t, int reason)
     if (!t || !t->metrics || t->ticket_refused)
         return;
     t->ticket_refused = true;
+#define COUNT(X, e, m, text, help)                          \
+    case MTLS_REFUSE_##e:                                   \
+        METRIC_INC(t->metrics, resumption_refused_##m); \
+        break;
     switch (reason) {
-    case MTLS_REFUSE_GENERATION: METRIC_INC(t->metrics, resumption_refused_generation); break;
-    case MTLS_REFUSE_LIFETIME: METRIC_INC(t->metrics, resumption_refused_lifetime); break;
-    case MTLS_REFUSE_EXPIRED_CERT: METRIC_INC(t->metrics, resumption_refused_expired_cert); break;
-    case MTLS_REFUSE_UNKNOWN_KEY: METRIC_INC(t->metrics, resumption_refused_unknown_key); break;
-    case MTLS_REFUSE_NO_IDENTITY: METRIC_INC(t->metrics, resumption_refused_no_identity); break;
-    case MTLS_REFUSE_PSK_KE: METRIC_INC(t->metrics, resumption_refused_psk_ke); break;
-    default: METRIC_INC(t->metrics, resumption_refused_bad_ticket); break;
+        MTLS_RESUME_REFUSALS(COUNT, _)
+    default: METRIC_INC(t->metrics, resumption_refused_bad_ticket); break; /* fail closed */
     }
+#undef COUNT
 }
 
 /* ---- the callback ------------------------------------------------------------ */
@@ -689,7 +674,7 @@ static int on_ticket(WOLFSSL *ssl, unsigned char key_name[WOLFSSL_TICKET_NAME_SZ
     return ticket_decrypt(ssl, t, key_name, iv, mac, ticket, in_len, out_len);
 }
 
-int mtls_tickets_setup(WOLFSSL_CTX *ctx, const struct mtls_config *cfg, char *err,
+int mtls_tickets_setup(WOLFSSL_CTX *ctx, const struct mtls_resume_settings *cfg, char *err,
                        size_t errlen)
 {
     bool enabled = cfg->tickets;

@@ -23,8 +23,9 @@
  *   for the leaf, so all of them are done here, for every certificate. */
 #include "mtlsd/verify.h"
 #include "mtlsd/buf.h"
+#include "mtlsd/identity_x509.h"
 #include "mtlsd/log.h"
-#include "mtlsd/tls.h"
+#include "mtlsd/metrics.h"
 #include "mtlsd/vcache.h"
 
 #include <wolfssl/wolfcrypt/asn.h>
@@ -73,7 +74,7 @@ struct trust {
     uint64_t id;                  /* digest of what was loaded (see below) */
 };
 
-static const struct mtls_config *config;
+static struct mtls_verify_settings settings;
 static struct trust *trust;
 static pthread_rwlock_t trust_lock = PTHREAD_RWLOCK_INITIALIZER;
 static uint64_t trust_generation = 1;
@@ -112,176 +113,6 @@ static void trust_digest_add(wc_Sha256 *h, const void *p, size_t n)
 uint64_t mtls_verify_generation(void)
 {
     return __atomic_load_n(&trust_generation, __ATOMIC_ACQUIRE);
-}
-
-struct mtls_identity *mtls_identity_ref(struct mtls_identity *id)
-{
-    if (id)
-        __atomic_fetch_add(&id->refs, 1, __ATOMIC_RELAXED);
-    return id;
-}
-
-void mtls_identity_free(struct mtls_identity *id)
-{
-    if (id && __atomic_sub_fetch(&id->refs, 1, __ATOMIC_ACQ_REL) == 0)
-        free(id);
-}
-
-/* ASN.1 UTCTime / GeneralizedTime (with or without tag and length) to
- * time_t; -1 when malformed. */
-static time_t asn1_time(const uint8_t *p, int len)
-{
-    int digits, year, i, v[6] = {0};
-    struct tm tm;
-
-    if (!p)
-        return -1;
-    if (len >= 2 && (p[0] == 0x17 || p[0] == 0x18) && p[1] == len - 2) {
-        digits = p[0] == 0x17 ? 2 : 4;
-        p += 2;
-        len -= 2;
-    } else {
-        digits = len >= 15 ? 4 : 2;
-    }
-    if (len != digits + 11 || p[len - 1] != 'Z')
-        return -1;
-    for (i = 0; i < len - 1; i++)
-        if (p[i] < '0' || p[i] > '9')
-            return -1;
-    year = 0;
-    for (i = 0; i < digits; i++)
-        year = year * 10 + (p[i] - '0');
-    if (digits == 2)
-        year += year < 50 ? 2000 : 1900; /* RFC 5280 4.1.2.5.1 */
-    for (i = 0; i < 5; i++)
-        v[i] = (p[digits + 2 * i] - '0') * 10 + (p[digits + 2 * i + 1] - '0');
-    memset(&tm, 0, sizeof(tm));
-    tm.tm_year = year - 1900;
-    tm.tm_mon = v[0] - 1;
-    tm.tm_mday = v[1];
-    tm.tm_hour = v[2];
-    tm.tm_min = v[3];
-    tm.tm_sec = v[4];
-    return timegm(&tm);
-}
-
-/* ---- identity extraction ------------------------------------------------- */
-
-struct id_builder {
-    struct mtls_buf strings;
-    size_t off[5];                 /* subject, issuer, serial, cn, ou */
-    struct { enum mtls_san_type type; size_t off; } san[32];
-    unsigned n_san;
-    int bad;
-};
-
-static size_t add_string(struct id_builder *b, const char *s, size_t n)
-{
-    size_t off = b->strings.len;
-
-    if (n && memchr(s, '\0', n)) { /* an embedded NUL could fool a matcher */
-        b->bad = 1;
-        return 0;
-    }
-    if (mtls_buf_append(&b->strings, s, n) < 0 || mtls_buf_append(&b->strings, "", 1) < 0)
-        b->bad = 1;
-    return off;
-}
-
-static void add_san(struct id_builder *b, enum mtls_san_type type, const char *s, size_t n)
-{
-    if (b->n_san == sizeof(b->san) / sizeof(b->san[0]))
-        return; /* identity keeps the first 32 names */
-    b->san[b->n_san].type = type;
-    b->san[b->n_san].off = add_string(b, s, n);
-    b->n_san++;
-}
-
-static struct mtls_identity *identity_from_decoded(DecodedCert *dc, const uint8_t *der,
-                                                   size_t len)
-{
-    struct id_builder b;
-    struct mtls_identity *id = NULL;
-    struct mtls_san *san;
-    DNS_entry *e;
-    char serial[2 * EXTERNAL_SERIAL_SIZE + 1];
-    char *base;
-    int i;
-
-    memset(&b, 0, sizeof(b));
-    b.off[0] = add_string(&b, dc->subject, strnlen(dc->subject, sizeof(dc->subject)));
-    b.off[1] = add_string(&b, dc->issuer, strnlen(dc->issuer, sizeof(dc->issuer)));
-    for (i = 0; i < dc->serialSz && i < EXTERNAL_SERIAL_SIZE; i++)
-        snprintf(serial + 2 * i, 3, "%02x", dc->serial[i]);
-    serial[2 * i] = '\0';
-    b.off[2] = add_string(&b, serial, strlen(serial));
-    b.off[3] = add_string(&b, dc->subjectCN ? dc->subjectCN : "",
-                          dc->subjectCN && dc->subjectCNLen > 0 ? (size_t)dc->subjectCNLen : 0);
-    b.off[4] = add_string(&b, dc->subjectOU ? dc->subjectOU : "",
-                          dc->subjectOU && dc->subjectOULen > 0 ? (size_t)dc->subjectOULen : 0);
-
-    for (e = dc->altNames; e; e = e->next) {
-        if (e->len < 0)
-            continue;
-        if (e->type == ASN_DNS_TYPE)
-            add_san(&b, MTLS_SAN_DNS, e->name, (size_t)e->len);
-        else if (e->type == ASN_URI_TYPE)
-            add_san(&b, MTLS_SAN_URI, e->name, (size_t)e->len);
-        else if (e->type == ASN_IP_TYPE) {
-            char text[INET6_ADDRSTRLEN];
-            int af = e->len == 4 ? AF_INET : e->len == 16 ? AF_INET6 : 0;
-            if (af && inet_ntop(af, e->name, text, sizeof(text)))
-                add_san(&b, MTLS_SAN_IP, text, strlen(text));
-        }
-    }
-    for (e = dc->altEmailNames; e; e = e->next)
-        if (e->len >= 0)
-            add_san(&b, MTLS_SAN_EMAIL, e->name, (size_t)e->len);
-    if (b.bad)
-        goto out;
-
-    id = calloc(1, sizeof(*id) + b.n_san * sizeof(struct mtls_san) + b.strings.len);
-    if (!id)
-        goto out;
-    san = (struct mtls_san *)(id + 1);
-    base = (char *)(san + b.n_san);
-    memcpy(base, b.strings.data, b.strings.len);
-    id->subject = base + b.off[0];
-    id->issuer = base + b.off[1];
-    id->serial_hex = base + b.off[2];
-    id->cn = base + b.off[3];
-    id->ou = base + b.off[4];
-    for (unsigned k = 0; k < b.n_san; k++) {
-        san[k].type = b.san[k].type;
-        san[k].value = base + b.san[k].off;
-    }
-    id->refs = 1;
-    id->n_san = b.n_san;
-    id->san = san;
-    id->not_before = asn1_time(dc->beforeDate, dc->beforeDateLen);
-    id->not_after = asn1_time(dc->afterDate, dc->afterDateLen);
-    id->valid_until = id->not_after;
-    if (wc_Sha256Hash(der, (word32)len, id->sha256) != 0) {
-        free(id);
-        id = NULL;
-    }
-out:
-    mtls_buf_free(&b.strings);
-    return id;
-}
-
-struct mtls_identity *mtls_identity_from_der(const uint8_t *der, size_t len)
-{
-    struct mtls_identity *id = NULL;
-    DecodedCert dc;
-
-    if (len > UINT32_MAX)
-        return NULL;
-    wc_InitDecodedCert(&dc, der, (word32)len, NULL);
-    if (wc_ParseCert(&dc, CERT_TYPE, NO_VERIFY, NULL) == 0)
-        id = identity_from_decoded(&dc, der, len);
-    wc_FreeDecodedCert(&dc);
-    return id;
 }
 
 /* ---- trust material -------------------------------------------------------- */
@@ -342,7 +173,7 @@ static int on_cm_verify(int ok, WOLFSSL_X509_STORE_CTX *store)
     return ok;
 }
 
-static struct trust *trust_load(const struct mtls_config *cfg, char *err,
+static struct trust *trust_load(const struct mtls_verify_settings *cfg, char *err,
                                 size_t errlen)
 {
     static const char begin[] = "-----BEGIN CERTIFICATE-----";
@@ -399,8 +230,8 @@ static struct trust *trust_load(const struct mtls_config *cfg, char *err,
              (!dc.extKeyUsageSet || (dc.extKeyUsage & KEYUSE_KEY_CERT_SIGN));
         memcpy(subject, dc.subjectHash, KEYID_SIZE);
         memcpy(issuer, dc.issuerHash, KEYID_SIZE);
-        nb = asn1_time(dc.beforeDate, dc.beforeDateLen);
-        na = asn1_time(dc.afterDate, dc.afterDateLen);
+        nb = mtls_asn1_time(dc.beforeDate, dc.beforeDateLen);
+        na = mtls_asn1_time(dc.afterDate, dc.afterDateLen);
         wc_FreeDecodedCert(&dc);
         if (ok && has_uri_ip_constraints(der, (size_t)dlen)) {
             snprintf(err, errlen,
@@ -618,9 +449,9 @@ static enum reject check_key(DecodedCert *dc)
 
 static enum reject check_dates(DecodedCert *dc, time_t now, time_t *not_after)
 {
-    time_t nb = asn1_time(dc->beforeDate, dc->beforeDateLen);
-    time_t na = asn1_time(dc->afterDate, dc->afterDateLen);
-    time_t skew = (time_t)config->clock_skew_s;
+    time_t nb = mtls_asn1_time(dc->beforeDate, dc->beforeDateLen);
+    time_t na = mtls_asn1_time(dc->afterDate, dc->afterDateLen);
+    time_t skew = (time_t)settings.clock_skew_s;
 
     if (nb == -1 || na == -1)
         return R_MALFORMED;
@@ -746,7 +577,7 @@ static enum reject verify_chain(struct trust *t, const WOLFSSL_BUFFER_INFO *cert
         /* The anchor itself must be valid now: wolfSSL does not check a
          * signer's dates. */
         const struct anchor *an = &t->anchors[find_anchor(t, dc[top].issuerHash)];
-        time_t skew = (time_t)config->clock_skew_s;
+        time_t skew = (time_t)settings.clock_skew_s;
         if (an->not_before == -1 || an->not_after == -1 || now + skew < an->not_before) {
             r = an->not_before == -1 ? R_MALFORMED : R_NOT_YET_VALID;
             goto out;
@@ -758,7 +589,7 @@ static enum reject verify_chain(struct trust *t, const WOLFSSL_BUFFER_INFO *cert
         if (an->not_after < valid_until)
             valid_until = an->not_after;
     }
-    if ((unsigned)top > config->verify_depth) {
+    if ((unsigned)top > settings.verify_depth) {
         r = R_DEPTH;
         goto out;
     }
@@ -826,7 +657,7 @@ static enum reject verify_chain(struct trust *t, const WOLFSSL_BUFFER_INFO *cert
     }
     if (r != OK)
         goto out;
-    *out = identity_from_decoded(&dc[0], certs[0].buffer, certs[0].length);
+    *out = mtls_identity_from_decoded(&dc[0], certs[0].buffer, certs[0].length);
     if (!*out)
         r = R_MALFORMED;
     else if (valid_until < (*out)->valid_until)
@@ -857,17 +688,16 @@ static int chain_key(const WOLFSSL_BUFFER_INFO *certs, int n, uint8_t key[32])
     return ok ? 0 : -1;
 }
 
-static int on_verify(int preverify, WOLFSSL_X509_STORE_CTX *store)
+int mtls_verify_peer(int preverify, WOLFSSL_X509_STORE_CTX *store,
+                     struct mtls_metrics *metrics, struct mtls_verify_result *t)
 {
-    struct mtls_tls *t = store->userCtx;
     struct mtls_identity *id = NULL;
     enum reject r;
     uint8_t key[32];
     uint64_t gen;
     time_t now;
 
-    if (!t)
-        return 0;
+    memset(t, 0, sizeof(*t));
     t->cert_presented = true;
     if (store->error_depth > 0) {
         /* An intermediate: "no signer" is expected (no CA is loaded) and the
@@ -879,7 +709,7 @@ static int on_verify(int preverify, WOLFSSL_X509_STORE_CTX *store)
          * (FAIL_IF_NO_PEER_CERT refuses it in the others anyway). */
         t->cert_presented = false;
         t->verify_error = reject_text[R_NO_CERT];
-        if (config->client_auth == MTLS_AUTH_OPTIONAL)
+        if (settings.client_auth == MTLS_AUTH_OPTIONAL)
             return 1;
         return 0; /* counted by conn.c with the failed handshake */
     }
@@ -887,50 +717,49 @@ static int on_verify(int preverify, WOLFSSL_X509_STORE_CTX *store)
         /* Something wolfSSL itself refused in the leaf. */
         r = store->error == EXTKEYUSE_AUTH_E ? R_USAGE : R_MALFORMED;
         t->verify_error = reject_text[r];
-        count_reject(t->metrics, r);
+        count_reject(metrics, r);
         log_info("client certificate refused: %s (%s)", reject_text[r],
                  err_text(store->error));
-        return config->client_auth != MTLS_AUTH_VERIFY;
+        return settings.client_auth != MTLS_AUTH_VERIFY;
     }
     now = time(NULL);
     gen = mtls_verify_generation();
     if (chain_key(store->certs, store->totalCerts, key) == 0 &&
         (id = mtls_vcache_get(key, gen, now)) != NULL) {
-        if (t->metrics)
-            METRIC_INC(t->metrics, verify_cache_hits);
+        if (metrics)
+            METRIC_INC(metrics, verify_cache_hits);
         t->chain_cached = true;
         r = OK;
     } else {
-        if (t->metrics)
-            METRIC_INC(t->metrics, verify_cache_misses);
+        if (metrics)
+            METRIC_INC(metrics, verify_cache_misses);
         pthread_rwlock_rdlock(&trust_lock);
         gen = mtls_verify_generation(); /* the generation of the trust we use */
         r = verify_chain(trust, store->certs, store->totalCerts, &id);
         pthread_rwlock_unlock(&trust_lock);
-        if (r == OK && config->verify_cache) {
+        if (r == OK && settings.verify_cache) {
             unsigned ev = mtls_vcache_put(key, gen, now, id);
-            if (t->metrics) {
-                METRIC_INC(t->metrics, verify_cache_inserts);
-                METRIC_ADD(t->metrics, verify_cache_evictions, ev);
+            if (metrics) {
+                METRIC_INC(metrics, verify_cache_inserts);
+                METRIC_ADD(metrics, verify_cache_evictions, ev);
             }
         }
     }
     if (r != OK) {
-        count_reject(t->metrics, r);
+        count_reject(metrics, r);
         t->verify_error = reject_text[r];
         log_info("client certificate refused: %s", reject_text[r]);
         /* present/optional: the handshake goes on (proof of possession is
          * still checked) and every request gets 403. */
-        return config->client_auth != MTLS_AUTH_VERIFY;
+        return settings.client_auth != MTLS_AUTH_VERIFY;
     }
-    mtls_identity_free(t->identity);
     t->identity = id;
     return 1;
 }
 
-int mtls_verify_init(const struct mtls_config *cfg, char *err, size_t errlen)
+int mtls_verify_init(const struct mtls_verify_settings *cfg, char *err, size_t errlen)
 {
-    config = cfg;
+    settings = *cfg;
     trust = trust_load(cfg, err, errlen);
     if (!trust)
         return -1;
@@ -944,7 +773,7 @@ int mtls_verify_init(const struct mtls_config *cfg, char *err, size_t errlen)
 
 int mtls_verify_reload(char *err, size_t errlen)
 {
-    struct trust *t = trust_load(config, err, errlen), *old;
+    struct trust *t = trust_load(&settings, err, errlen), *old;
 
     if (!t)
         return -1;
@@ -967,12 +796,13 @@ void mtls_verify_shutdown(void)
     trust = NULL;
 }
 
-void mtls_verify_setup(WOLFSSL_CTX *ctx, const struct mtls_config *cfg)
+void mtls_verify_setup(WOLFSSL_CTX *ctx, const struct mtls_verify_settings *cfg,
+                       VerifyCallback cb)
 {
     int mode = WOLFSSL_VERIFY_PEER;
 
     /* VERIFY_PEER alone would let certificate-less clients in. */
     if (cfg->client_auth != MTLS_AUTH_OPTIONAL)
         mode |= WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT;
-    wolfSSL_CTX_set_verify(ctx, mode, on_verify);
+    wolfSSL_CTX_set_verify(ctx, mode, cb);
 }

@@ -37,6 +37,13 @@ struct mtls_identity *mtls_identity_ref(struct mtls_identity *id);
 /* Drops one reference; frees at zero. NULL is fine. */
 void mtls_identity_free(struct mtls_identity *id);
 
+/* Parses a certificate's DER into a freshly allocated identity; NULL when it
+ * is malformed or carries a name with an embedded NUL. */
+struct mtls_identity *mtls_identity_from_der(const uint8_t *der, size_t len);
+/* When an identity stops being valid: its certificate's notAfter or the
+ * earliest notAfter of its verified chain; -1 when unknown. */
+int64_t mtls_identity_end(const struct mtls_identity *id);
+
 /* Compact, bounded binary form of an identity, for session tickets
  * (src/identity.c). Strings are length-prefixed, never NUL-terminated, and
  * must not contain NUL. */
