@@ -12,6 +12,7 @@
 #include "mtlsd/handler.h"
 #include "mtlsd/response.h"
 #include "mtlsd/access_log.h"
+#include "mtlsd/clock.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -221,7 +222,6 @@ static void conn_log(struct mtls_conn *c, const struct mtls_http_request *req,
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
     char addr[INET6_ADDRSTRLEN + 8] = "-", host[INET6_ADDRSTRLEN];
-    struct timespec ts;
     struct mtls_access a;
 
     /* Looked up per logged request: keeping it would cost every idle
@@ -237,8 +237,7 @@ static void conn_log(struct mtls_conn *c, const struct mtls_http_request *req,
             snprintf(addr, sizeof(addr), "[%s]:%u", host, ntohs(v6->sin6_port));
         }
     }
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t now_us = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+    uint64_t now_us = mtls_mono_us();
     memset(&a, 0, sizeof(a));
     a.client = addr;
     a.identity = peer->identity;

@@ -17,6 +17,7 @@
  * Everything about the identity type lives here: reference counting,
  * building one from a certificate, the binary form. */
 #include "mtlsd/identity.h"
+#include "mtlsd/be.h"
 #include "mtlsd/buf.h"
 #include "mtlsd/identity_x509.h"
 
@@ -57,10 +58,8 @@ static void put_u8(struct writer *w, unsigned v)
 static void put_i64(struct writer *w, int64_t v)
 {
     uint8_t b[8];
-    uint64_t u = (uint64_t)v;
 
-    for (int i = 7; i >= 0; i--, u >>= 8)
-        b[i] = (uint8_t)u;
+    mtls_put_be(b, (uint64_t)v, 8);
     put(w, b, 8);
 }
 
@@ -73,8 +72,7 @@ static void put_str(struct writer *w, const char *s)
         w->overflow = 1;
         return;
     }
-    b[0] = (uint8_t)(n >> 8);
-    b[1] = (uint8_t)n;
+    mtls_put_be(b, n, 2);
     put(w, b, 2);
     put(w, s, n);
 }
@@ -135,13 +133,8 @@ static unsigned get_u8(struct reader *r)
 static int64_t get_i64(struct reader *r)
 {
     const uint8_t *q = take(r, 8);
-    uint64_t u = 0;
 
-    if (!q)
-        return 0;
-    for (int i = 0; i < 8; i++)
-        u = (u << 8) | q[i];
-    return (int64_t)u;
+    return q ? (int64_t)mtls_get_be(q, 8) : 0;
 }
 
 /* A string's bytes (not NUL-terminated in the input). */
@@ -152,7 +145,7 @@ static const uint8_t *get_str(struct reader *r, size_t *n)
     *n = 0;
     if (!q)
         return NULL;
-    *n = (size_t)q[0] << 8 | q[1];
+    *n = (size_t)mtls_get_be(q, 2);
     s = take(r, *n);
     if (s && memchr(s, '\0', *n))
         r->bad = 1; /* an embedded NUL could fool a matcher */

@@ -2,6 +2,7 @@
 #include "mtlsd/server.h"
 #include "mtlsd/conn.h"
 #include "mtlsd/log.h"
+#include "mtlsd/net.h"
 #include "mtlsd/tickets.h"
 #include "mtlsd/tls.h"
 #include "mtlsd/verify.h"
@@ -30,22 +31,17 @@ static int readable(const char *flag, const char *path, char *err, size_t errlen
  * kernel would split connections between them): probe it without. */
 static bool port_taken(const struct mtls_config *cfg, char *err, size_t errlen)
 {
-    int one = 1, fd = socket(cfg->listen_addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    bool taken = false;
+    int fd = mtls_net_bind(cfg, false, err, errlen);
 
-    if (fd < 0)
+    if (fd >= 0)
+        close(fd);
+    if (fd != -EADDRINUSE) {
+        err[0] = '\0'; /* other failures are the workers' to report */
         return false;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (cfg->listen_addr.ss_family == AF_INET6)
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    if (bind(fd, (const struct sockaddr *)&cfg->listen_addr, cfg->listen_addrlen) < 0 &&
-        errno == EADDRINUSE) {
-        snprintf(err, errlen, "--listen %s: address already in use (another server?)",
-                 cfg->listen_str);
-        taken = true;
     }
-    close(fd);
-    return taken;
+    snprintf(err, errlen, "--listen %s: address already in use (another server?)",
+             cfg->listen_str);
+    return true;
 }
 
 int mtls_server_init(struct mtls_server *s, const struct mtls_config *cfg, char *err,

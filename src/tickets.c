@@ -38,6 +38,8 @@
  * and SIGHUP reload, both on the main thread) are serialized by a mutex.
  * Key copies on the stack are zeroed after use; keys are never logged. */
 #include "mtlsd/tickets.h"
+#include "mtlsd/be.h"
+#include "mtlsd/clock.h"
 #include "mtlsd/identity.h"
 #include "mtlsd/log.h"
 #include "mtlsd/metrics.h"
@@ -157,13 +159,6 @@ static int key_lookup(const uint8_t *name, uint8_t out[MTLS_TICKET_KEY_SIZE])
     return found;
 }
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static int random_bytes(void *p, size_t n)
 {
@@ -288,7 +283,7 @@ int mtls_tickets_init(const struct mtls_resume_settings *cfg, char *err, size_t 
         return -1;
     }
     cfg_t.rotate_ms = (uint64_t)cfg->ticket_rotate_s * 1000;
-    cfg_t.next_rotation_ms = mono_ms() + cfg_t.rotate_ms;
+    cfg_t.next_rotation_ms = mtls_mono_ms() + cfg_t.rotate_ms;
     return 0;
 }
 
@@ -305,7 +300,7 @@ unsigned mtls_tickets_tick(void)
 
     if (!cfg_t.enabled || !cfg_t.rotate_ms)
         return 1000;
-    now = mono_ms();
+    now = mtls_mono_ms();
     if (now >= cfg_t.next_rotation_ms) {
         if (rotate(false) < 0) {
             log_error("session tickets: cannot generate a new key; keeping the old one");
@@ -369,20 +364,6 @@ void mtls_resume_count_refusal(struct mtls_tls *t, int reason)
 
 /* ---- the callback ------------------------------------------------------------ */
 
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
 
 static int mac_ticket(const uint8_t *key, const uint8_t *name, const uint8_t *iv,
                       const uint8_t *ct, size_t len, uint8_t mac[WC_SHA256_DIGEST_SIZE])
@@ -543,8 +524,8 @@ static int ticket_encrypt(WOLFSSL *ssl, struct mtls_tls *t, uint8_t name[16], ui
     len = (size_t)it_len + RECORD_HEADER;
     rec[0] = RECORD_VERSION;
     rec[1] = 0;
-    put_u64(rec + 2, gen);
-    put_u64(rec + 10, (uint64_t)auth);
+    mtls_put_be(rec + 2, gen, 8);
+    mtls_put_be(rec + 10, (uint64_t)auth, 8);
     if (id)
         idn = mtls_identity_serialize(id, rec + RECORD_HEADER,
                                       cap - len - 2 - AES_BLOCK);
@@ -647,8 +628,8 @@ static int ticket_decrypt(WOLFSSL *ssl, struct mtls_tls *t, const uint8_t name[1
         REFUSE(t, MTLS_REFUSE_BAD);
     if (!(rec[1] & RECORD_USABLE))
         REFUSE(t, MTLS_REFUSE_NO_IDENTITY);
-    gen = get_u64(rec + 2);
-    auth = (int64_t)get_u64(rec + 10);
+    gen = mtls_get_be(rec + 2, 8);
+    auth = (int64_t)mtls_get_be(rec + 10, 8);
     reason = mtls_resume_check(gen, auth, INT64_MAX); /* notAfter below */
     if (reason != MTLS_REFUSE_NONE)
         REFUSE(t, reason);

@@ -6,6 +6,8 @@
 #include "mtlsd/conn.h"
 #include "mtlsd/log.h"
 #include "mtlsd/access_log.h"
+#include "mtlsd/clock.h"
+#include "mtlsd/net.h"
 #include "mtlsd/tls.h"
 
 #include <errno.h>
@@ -22,47 +24,6 @@
 
 #define LINGER_MS 2000
 #define TICK_MAX_MS 1000
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static int listen_socket(const struct mtls_config *cfg, char *err, size_t errlen)
-{
-    int one = 1;
-    int fd = socket(cfg->listen_addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    if (fd < 0) {
-        snprintf(err, errlen, "socket: %s", strerror(errno));
-        return -1;
-    }
-    /* One listener per worker: the kernel spreads connections, and no lock
-     * is shared on accept. */
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
-        snprintf(err, errlen, "setsockopt SO_REUSEPORT: %s", strerror(errno));
-        goto fail;
-    }
-    if (cfg->listen_addr.ss_family == AF_INET6)
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    if (bind(fd, (const struct sockaddr *)&cfg->listen_addr, cfg->listen_addrlen) < 0) {
-        snprintf(err, errlen, "--listen %s: cannot bind: %s", cfg->listen_str, strerror(errno));
-        goto fail;
-    }
-    if (listen(fd, 4096) < 0) {
-        snprintf(err, errlen, "--listen %s: cannot listen: %s", cfg->listen_str,
-                 strerror(errno));
-        goto fail;
-    }
-    return fd;
-fail:
-    close(fd);
-    return -1;
-}
 
 static unsigned pow2_at_least(unsigned v)
 {
@@ -106,7 +67,7 @@ int mtls_worker_init(struct mtls_worker *w, unsigned id, const struct mtls_confi
         snprintf(err, errlen, "eventfd: %s", strerror(errno));
         goto fail;
     }
-    w->listen_fd = listen_socket(cfg, err, errlen);
+    w->listen_fd = mtls_net_bind(cfg, true, err, errlen);
     if (w->listen_fd < 0)
         goto fail;
     mtls_metrics_register(&w->metrics);
@@ -295,7 +256,7 @@ static void *worker_main(void *arg)
         log_error("worker %u: cannot enable io_uring: %s", w->id, strerror(-ret));
         goto fatal;
     }
-    w->now_ms = now_ms();
+    w->now_ms = mtls_mono_ms();
     mtls_ring_accept(&w->ring, w->listen_fd, w);
     w->accept_armed = true;
     arm_wake(w);
@@ -313,12 +274,9 @@ static void *worker_main(void *arg)
             log_error("worker %u: io_uring wait: %s", w->id, strerror(-ret));
             goto fatal;
         }
-        w->now_ms = now_ms();
-        if (mtls_access_log_enabled()) {
-            struct timespec t;
-            clock_gettime(CLOCK_MONOTONIC, &t);
-            w->batch_us = (uint64_t)t.tv_sec * 1000000 + (uint64_t)t.tv_nsec / 1000;
-        }
+        w->now_ms = mtls_mono_ms();
+        if (mtls_access_log_enabled())
+            w->batch_us = mtls_mono_us();
         io_uring_for_each_cqe(ring, head, cqe) {
             dispatch(w, cqe);
             count++;
