@@ -63,6 +63,7 @@ int mtls_server_init(struct mtls_server *s, const struct mtls_config *cfg, char 
         return -1;
     if (port_taken(cfg, err, errlen))
         goto fail;
+    s->io = MTLS_IO_URING;
     /* Workers are 64-byte aligned: their counters never share a line. */
     s->workers = aligned_alloc(64, ((sizeof(struct mtls_worker) * cfg->workers + 63) / 64) * 64);
     if (!s->workers) {
@@ -70,7 +71,7 @@ int mtls_server_init(struct mtls_server *s, const struct mtls_config *cfg, char 
         goto fail;
     }
     for (unsigned i = 0; i < cfg->workers; i++) {
-        if (mtls_worker_init(&s->workers[i], i, cfg, s->tls, err, errlen) < 0)
+        if (mtls_worker_init(&s->workers[i], i, cfg, s->io, s->tls, err, errlen) < 0)
             goto fail;
         s->n_workers++;
     }
