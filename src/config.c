@@ -112,8 +112,12 @@ void mtls_config_usage(FILE *f)
         "Network and workers:\n"
         "  --listen HOST:PORT       address to listen on; [V6ADDR]:PORT for IPv6\n"
         "                           (default 0.0.0.0:8443)\n"
-        "  --workers N              worker threads, each with its own io_uring and\n"
+        "  --workers N              worker threads, each with its own event loop and\n"
         "                           SO_REUSEPORT listener (default: online CPUs)\n"
+        "  --io auto|io_uring|epoll I/O backend (default auto, or $MTLSD_IO): auto\n"
+        "                           uses io_uring when the kernel and seccomp allow\n"
+        "                           it, else epoll (one log line says why);\n"
+        "                           io_uring refuses to start without it\n"
         "  --no-pin                 do not pin worker N to CPU N\n"
         "  --max-conns N            connections per worker; more are closed at\n"
         "                           accept (default 10000)\n"
@@ -258,7 +262,7 @@ enum {
     OPT_CRL, OPT_CLOCK_SKEW, OPT_VERIFY_DEPTH, OPT_VERIFY_CACHE, OPT_VERIFY_CACHE_TTL,
     OPT_ALLOW, OPT_MAX_CONN_LIFETIME, OPT_ACCESS_LOG,
     OPT_TICKETS, OPT_TICKET_KEY_FILE, OPT_TICKET_ROTATE, OPT_SESSION_LIFETIME,
-    OPT_TLS13_TICKETS, OPT_TLS13_PSK_KE, OPT_SESSION_CACHE,
+    OPT_TLS13_TICKETS, OPT_TLS13_PSK_KE, OPT_SESSION_CACHE, OPT_IO,
 };
 
 static const struct option long_opts[] = {
@@ -272,6 +276,7 @@ static const struct option long_opts[] = {
     {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
     {"recv-buffers", required_argument, NULL, OPT_RECV_BUFFERS},
     {"recv-buffer-size", required_argument, NULL, OPT_RECV_BUFFER_SIZE},
+    {"io", required_argument, NULL, OPT_IO},
     {"max-header-bytes", required_argument, NULL, OPT_MAX_HEADER_BYTES},
     {"max-headers", required_argument, NULL, OPT_MAX_HEADERS},
     {"max-body-bytes", required_argument, NULL, OPT_MAX_BODY_BYTES},
@@ -301,12 +306,33 @@ static const struct option long_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
+static int parse_io(const char *what, const char *s, enum mtls_io_backend *io, char *err,
+                    size_t errlen)
+{
+    if (strcmp(s, "auto") == 0)
+        *io = MTLS_IO_AUTO;
+    else if (strcmp(s, "io_uring") == 0)
+        *io = MTLS_IO_URING;
+    else if (strcmp(s, "epoll") == 0)
+        *io = MTLS_IO_EPOLL;
+    else {
+        snprintf(err, errlen, "%s: '%s' is not auto, io_uring or epoll", what, s);
+        return -1;
+    }
+    return 0;
+}
+
 enum mtls_config_result mtls_config_parse(struct mtls_config *cfg, int argc, char **argv,
                                           FILE *out, char *err, size_t errlen)
 {
     unsigned long long v;
+    const char *env_io = getenv("MTLSD_IO");
     int c;
 
+    /* The environment sets the default (the test suite runs whole on one
+     * backend with it); --io overrides. */
+    if (env_io && *env_io && parse_io("MTLSD_IO", env_io, &cfg->io, err, errlen) < 0)
+        return MTLS_CONFIG_ERROR;
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, ":hV", long_opts, NULL)) != -1) {
@@ -352,6 +378,10 @@ enum mtls_config_result mtls_config_parse(struct mtls_config *cfg, int argc, cha
             if (parse_uint("recv-buffer-size", optarg, 512, 1u << 20, &v, err, errlen) < 0)
                 return MTLS_CONFIG_ERROR;
             cfg->recv_buffer_size = (unsigned)v;
+            break;
+        case OPT_IO:
+            if (parse_io("--io", optarg, &cfg->io, err, errlen) < 0)
+                return MTLS_CONFIG_ERROR;
             break;
         case OPT_MAX_HEADER_BYTES:
             if (parse_uint("max-header-bytes", optarg, 256, 1u << 20, &v, err, errlen) < 0)

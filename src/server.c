@@ -47,6 +47,24 @@ static bool port_taken(const struct mtls_config *cfg, char *err, size_t errlen)
     return taken;
 }
 
+/* --io: auto probes io_uring (the ring, its features, the buffer ring)
+ * and falls back to epoll, saying why; io_uring refuses without it. */
+static int resolve_io(struct mtls_server *s, char *err, size_t errlen)
+{
+    struct mtls_io_params p;
+    char why[400] = "";
+
+    mtls_worker_io_params(s->cfg, &p);
+    if (mtls_io_resolve(s->cfg->io, &p, &s->io, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "--io io_uring: %s", why);
+        return -1;
+    }
+    if (s->cfg->io == MTLS_IO_AUTO && s->io == MTLS_IO_EPOLL)
+        log_warn("io_uring unavailable (%s): serving on epoll", why);
+    mtls_metrics_set_io_backend(mtls_io_backend_name(s->io));
+    return 0;
+}
+
 int mtls_server_init(struct mtls_server *s, const struct mtls_config *cfg, char *err,
                      size_t errlen)
 {
@@ -63,7 +81,8 @@ int mtls_server_init(struct mtls_server *s, const struct mtls_config *cfg, char 
         return -1;
     if (port_taken(cfg, err, errlen))
         goto fail;
-    s->io = MTLS_IO_URING;
+    if (resolve_io(s, err, errlen) < 0)
+        goto fail;
     /* Workers are 64-byte aligned: their counters never share a line. */
     s->workers = aligned_alloc(64, ((sizeof(struct mtls_worker) * cfg->workers + 63) / 64) * 64);
     if (!s->workers) {

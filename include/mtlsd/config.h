@@ -2,6 +2,8 @@
 #ifndef MTLSD_CONFIG_H
 #define MTLSD_CONFIG_H
 
+#include "mtlsd/io.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,6 +19,7 @@ struct mtls_config {
 
     unsigned workers;          /* 0 before parsing: one per online CPU */
     bool pin_cpus;
+    enum mtls_io_backend io;   /* --io; auto is resolved at start */
     const char *cert_file;
     const char *key_file;
     const char *client_ca_file;
