@@ -11,8 +11,10 @@ repo=${1:-$(cd "$(dirname "$0")/.." && pwd)}
 cd "$repo" || exit 2
 
 # ---- the rules ---------------------------------------------------------------
-# The I/O backend: the only files that see io_uring.
-IO_BACKEND="src/ring.c include/mtlsd/ring.h"
+# The I/O backends: the only files that see io_uring (ring.c, io_uring.c) or
+# epoll (io_epoll.c); io.c is the interface they sit behind.
+IO_URING="src/ring.c include/mtlsd/ring.h src/io_uring.c"
+IO_BACKEND="$IO_URING src/io_epoll.c src/io.c include/mtlsd/io_backend.h"
 # The TLS part: the only owner of wolfSSL state (verify.c reads certificates
 # with wolfCrypt; tools and tests are clients and are not checked).
 TLS_PART="src/tls.c src/tickets.c src/sessions.c"
@@ -23,8 +25,10 @@ NO_TRANSPORT="src/http.c src/exchange.c src/routes.c src/response.c src/authz.c
               include/mtlsd/authz.h"
 
 rules() {
-    only 'liburing\.h' $IO_BACKEND
-    only 'mtlsd/ring\.h' $IO_BACKEND src/worker.c include/mtlsd/worker.h
+    only 'liburing\.h' $IO_URING
+    only 'mtlsd/ring\.h' $IO_URING
+    only 'sys/epoll\.h' src/io_epoll.c
+    only 'mtlsd/io_backend\.h' $IO_BACKEND
     only 'llhttp\.h' include/mtlsd/http.h
     only 'wolfssl/' include/mtlsd/wolfssl.h include/mtlsd/wolfssl_internal.h src/tickets.c \
         src/verify.c src/identity.c include/mtlsd/identity_x509.h
@@ -35,7 +39,9 @@ rules() {
     only 'mtlsd/identity_x509\.h' src/identity.c src/verify.c
     only 'mtlsd/wolfssl_internal\.h' $TLS_PART
     only 'mtlsd/tls_internal\.h' $TLS_PART
-    never $NO_TRANSPORT -- 'wolfssl|liburing\.h|mtlsd/(worker|conn|ring|tls|server)\.h'
+    never $NO_TRANSPORT -- 'wolfssl|liburing\.h|sys/epoll\.h|mtlsd/(worker|conn|ring|io|tls|server)\.h'
+    # connections see the backend interface only
+    never src/conn.c include/mtlsd/conn.h -- 'liburing\.h|sys/epoll\.h|mtlsd/(ring|io_backend|worker)\.h'
     # verify returns a result; only the TLS part writes a connection's TLS state
     never src/verify.c include/mtlsd/verify.h -- 'mtlsd/tls(_internal)?\.h'
 }
