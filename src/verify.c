@@ -245,6 +245,7 @@ static int find_anchor(const struct trust *t, const DecodedCert *dc, unsigned fr
 
 /* nextUpdate of a DER CRL: 0 when it has none, -1 when unreadable. */
 static time_t crl_next_update(const uint8_t *der, size_t len);
+static bool key_ok(DecodedCert *dc);
 
 /* One --client-ca certificate: a CA (CA:TRUE, keyCertSign when keyUsage is
  * present) or a self-signed X.509 v1 root, the kind `openssl x509 -req
@@ -255,7 +256,7 @@ static int anchor_add(struct trust *t, const uint8_t *der, int dlen, const char 
 {
     struct anchor a;
     DecodedCert dc;
-    bool ca, v1;
+    bool ca, v1, strong = false;
     int ret;
 
     memset(&a, 0, sizeof(a));
@@ -274,12 +275,22 @@ static int anchor_add(struct trust *t, const uint8_t *der, int dlen, const char 
         a.constrained = dc.extNameConstraintSet;
         a.not_before = mtls_asn1_time(dc.beforeDate, dc.beforeDateLen);
         a.not_after = mtls_asn1_time(dc.afterDate, dc.afterDateLen);
+        strong = key_ok(&dc);
     }
     wc_FreeDecodedCert(&dc);
     if (ca && has_uri_ip_constraints(der, (size_t)dlen)) {
         snprintf(err, errlen,
                  "--client-ca %s: certificate %u has URI or IP name constraints, which "
                  "wolfSSL 5.5.4 cannot enforce; refusing to trust it",
+                 file, t->n_anchors + 1);
+        return -1;
+    }
+    if ((ca || v1) && !strong) {
+        /* The key every chain's top signature is checked with: the same
+         * rule as for the certificates clients send. */
+        snprintf(err, errlen,
+                 "--client-ca %s: certificate %u has a weak key (RSA >= 2048 bits or "
+                 "ECDSA P-256/384/521 are required)",
                  file, t->n_anchors + 1);
         return -1;
     }
@@ -653,6 +664,11 @@ static enum reject check_key(DecodedCert *dc)
         return bits >= MIN_RSA_BITS ? OK : R_WEAK_KEY;
     }
     return R_WEAK_KEY; /* other algorithms are not accepted */
+}
+
+static bool key_ok(DecodedCert *dc)
+{
+    return check_key(dc) == OK;
 }
 
 static enum reject check_dates(DecodedCert *dc, time_t now, time_t *not_after)

@@ -7,7 +7,7 @@
 # And what stays refused: a v1 certificate as an intermediate a client sends,
 # a v3 anchor with CA:FALSE or keyUsage without keyCertSign, a v1 anchor
 # that is not self-signed (issued by another CA, or self-issued under
-# another key).
+# another key), an anchor with an RSA-1024 key.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pki.bash"
 
@@ -99,6 +99,10 @@ note "---- anchors that stay refused at start-up"
     openssl req -new -key twin.key -subj "/CN=twin" -out twin2.csr
     openssl x509 -req -days 30 -in twin2.csr -CA twin_ca.crt -CAkey other.key -CAcreateserial \
         -out v1_self_issued.crt
+    # the recipe with a 1024-bit key
+    openssl genrsa -out weak.key 1024
+    openssl req -new -key weak.key -subj "/CN=weak" -out weak.csr
+    openssl x509 -req -days 30 -in weak.csr -signkey weak.key -out v1_weak.crt
 ) >>"$T/recipe.log" 2>&1 || fail "making the refused anchors" "$(tail "$T/recipe.log")"
 refused() { # refused NAME FILE MESSAGE: mtlsd exits 2 at start with MESSAGE
     local out rc
@@ -113,6 +117,7 @@ refused "v3 anchor with keyUsage lacking keyCertSign" "$R/v3_noku.crt" \
     "certificate 1 is not a CA certificate"
 refused "v1 anchor issued by another CA (service2.crt)" "$R/service2.crt" \
     "certificate 1 is not a CA certificate"
+refused "v1 anchor with an RSA-1024 key" "$R/v1_weak.crt" "certificate 1 has a weak key"
 refused "v1 self-issued anchor signed by another key" "$R/v1_self_issued.crt" \
     "certificate 1 is an X.509 v1 certificate that is not self-signed"
 finish
