@@ -127,8 +127,9 @@ MSG
     # An install without options.h would silently use the system's header.
     [ -f "$PREFIX/include/wolfssl/options.h" ] || { echo "deps: $PREFIX lacks wolfssl/options.h" >&2; exit 1; }
     # src/tickets.c and src/sessions.c read a few fields of the WOLFSSL
-    # object (see include/mtlsd/wolfssl_internal.h). internal.h is not installed by "make install"; it must match
-    # this exact build, so it is copied from the same tree.
+    # object (see include/mtlsd/wolfssl_internal.h). internal.h is not
+    # installed by "make install"; it must match this exact build, so it is
+    # copied from the same (patched) tree.
     cp "$work/wolfssl/wolfssl/internal.h" "$PREFIX/include/wolfssl/internal.h"
     touch "$PREFIX/.complete"
     rm -rf "$work"
