@@ -66,11 +66,15 @@ WOLF_CONFIGURE=(--enable-static --disable-shared --with-pic
     --disable-benchmark --disable-oldnames)
 WOLF_CFLAGS="-O2 -g -DWOLFSSL_ALWAYS_VERIFY_CB -DWOLFSSL_VERIFY_CB_ALL_CERTS \
 -DWOLFSSL_IP_ALT_NAME -DHAVE_EX_DATA -DWOLFSSL_NO_FENCE -DWOLFSSL_CERT_EXT \
--DWOLFSSL_TICKET_EXTRA_PADDING_SZ=1024 -DHAVE_EXT_CACHE"
+-DWOLFSSL_TICKET_EXTRA_PADDING_SZ=1024 -DHAVE_EXT_CACHE -DWOLFSSL_STATIC_EPHEMERAL"
 # WOLFSSL_TICKET_EXTRA_PADDING_SZ: room in each session ticket for the client
 # identity that src/tickets.c seals next to wolfSSL's own ticket (the default
 # 32 bytes hold nothing). It sizes every WOLFSSL_SESSION's static ticket
 # buffer, so it costs about 1 KB per connection: see README "Performance".
+# WOLFSSL_STATIC_EPHEMERAL: lets tools/mtls-load --reuse-key-share use one
+# X25519 key share for all its connections (a cheaper load generator). It
+# acts only when a static key is set, which mtlsd never does; without one
+# the key-share code returns before any lock (ssl.c StaticEphemeralKeyLoad).
 WOLF_CFLAGS=$(echo "$WOLF_CFLAGS" | tr -s ' ')
 
 key=$( { printf '%s\n' "$WOLF_SUITE" "$WOLF_VERSION" "${WOLF_CONFIGURE[@]}" "$WOLF_CFLAGS";
@@ -141,8 +145,9 @@ MSG
     # An install without options.h would silently use the system's header.
     [ -f "$PREFIX/include/wolfssl/options.h" ] || { echo "deps: $PREFIX lacks wolfssl/options.h" >&2; exit 1; }
     # src/tickets.c and src/sessions.c read a few fields of the WOLFSSL
-    # object (see include/mtlsd/wolfssl_internal.h). internal.h is not installed by "make install"; it must match
-    # this exact build, so it is copied from the same tree.
+    # object (see include/mtlsd/wolfssl_internal.h). internal.h is not
+    # installed by "make install"; it must match this exact build, so it is
+    # copied from the same (patched) tree.
     cp "$work/wolfssl/wolfssl/internal.h" "$PREFIX/include/wolfssl/internal.h"
     touch "$PREFIX/.complete"
     rm -rf "$work"

@@ -5,7 +5,8 @@
 # and called the ticket callback again for the next suite, where the MAC
 # failed (counted as a bad ticket). 5.7.2 decrypts each PSK identity once.
 # openssl s_client with one suite each: full handshake, then -sess_in
-# resumes, the identity is restored, and no ticket is counted as bad.
+# resumes, the identity is restored, and no ticket is counted as bad; and a
+# resumption through a HelloRetryRequest.
 . "$(dirname "$0")/lib.sh"
 
 make_pki
@@ -33,5 +34,11 @@ for suite in TLS_AES_128_GCM_SHA256 TLS_AES_256_GCM_SHA384 TLS_CHACHA20_POLY1305
     check_contains "$suite: resumes when all three suites are offered" "$fourth" \
         "Reused, TLSv1.3, Cipher is $suite"
 done
+# After a HelloRetryRequest (key share for a group the server does not
+# have), the second ClientHello offers the same ticket again: the callback,
+# which accepts one ticket per handshake, must accept it again.
+hrr=$(sc TLS_AES_128_GCM_SHA256 -groups ffdhe2048:X25519 -sess_in "$T/TLS_AES_128_GCM_SHA256.pem" -msg)
+check_eq "HelloRetryRequest: two ClientHellos" "$(grep -c '>>> .*ClientHello' <<<"$hrr")" 2
+check_contains "HelloRetryRequest: the ticket still resumes" "$hrr" "Reused, TLSv1.3"
 check_eq "no ticket counted as bad" "$(metric mtlsd_resumption_refused_bad_ticket)" "$bad0"
 finish

@@ -3,7 +3,7 @@
 produces the input (no TLS library sends 400 cipher suites or a ticket whose
 length field lies). Sends one ClientHello over TCP to 127.0.0.1 and prints one
 JSON object: {"reply": "server_hello" | "hello_retry_request" | "alert" |
-"closed" | "timeout", "alert": N (the alert description, when one came),
+"closed" | "timeout" | "connect_failed", "alert": N (the alert description, when one came),
 "psk_selected": bool (TLS 1.3: the ServerHello chose a PSK)}.
 
   hello.py PORT suites --tls 1.2|1.3 --count N
@@ -87,7 +87,10 @@ def recv_exact(s, n):
 
 def exchange(port, data):
     r = {"reply": "closed", "psk_selected": False}
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    except OSError:
+        return {"reply": "connect_failed", "psk_selected": False}
     try:
         s.sendall(data)
         head = recv_exact(s, 5)
