@@ -31,6 +31,10 @@
  * pipelining client that does not read its responses); below LOW it goes on. */
 #define OUT_HIGH (256u * 1024)
 #define OUT_LOW (64u * 1024)
+/* Output TLS writes on its own while reading (a KeyUpdate asking for one
+ * back gets a 27-byte record), allowed between two answered requests: a
+ * client that sends nothing but KeyUpdates is closed after ~150. */
+#define UNSOLICITED_MAX 4096u
 static void conn_flush(struct mtls_conn *c);
 static void conn_pump(struct mtls_conn *c);
 static void conn_finish(struct mtls_conn *c, bool notify);
@@ -43,6 +47,11 @@ static void conn_log(struct mtls_conn *c, const struct mtls_http_request *req,
 static int exchange_write(struct mtls_exchange *x, const void *p, size_t n)
 {
     struct mtls_conn *c = x->owner;
+
+    /* An answer (or part of one, streamed): its send restarts the idle
+     * timer, and TLS output of its own is counted from here. */
+    c->pending_answers = true;
+    c->unsolicited = 0;
     return mtls_tls_write(c->tls, p, n);
 }
 
@@ -229,6 +238,8 @@ static void conn_flush(struct mtls_conn *c)
     c->out_flight = c->out_pending;
     c->out_pending = tmp;
     c->out_pending.len = 0;
+    c->flight_answers = c->pending_answers;
+    c->pending_answers = false;
     mtls_io_send(&c->io, c->out_flight.data, c->out_flight.len);
 }
 
@@ -404,7 +415,14 @@ static void conn_pump(struct mtls_conn *c)
             conn_pause(c);
             return;
         }
+        size_t before = c->out_pending.len;
         st = mtls_tls_read(c->tls, env->plain, env->plain_cap, &n);
+        /* Reading writes only what TLS answers on its own: KeyUpdates. */
+        c->unsolicited += c->out_pending.len - before;
+        if (c->unsolicited > UNSOLICITED_MAX) {
+            mtls_conn_close(c, "too many KeyUpdates without a request");
+            return;
+        }
         if (st == MTLS_TLS_OK) {
             if (!conn_http(c, env->plain, n))
                 return;
@@ -491,8 +509,12 @@ static void conn_on_sent(struct mtls_io_sock *s, ssize_t res)
         return;
     }
     c->out_flight.len = 0;
-    if (c->state == MTLS_CONN_ACTIVE)
+    /* Only an answer restarts the idle timer: a KeyUpdate's reply (or
+     * anything else TLS sends on its own) must not keep a connection that
+     * asks for nothing. */
+    if (c->state == MTLS_CONN_ACTIVE && c->flight_answers)
         mtls_io_timer_set(&c->io, MTLS_TIMER_IDLE);
+    c->flight_answers = false;
     if (c->out_pending.len == 0) {
         /* Nothing queued: an idle connection keeps no buffers. */
         buf_put(env, &c->out_flight);

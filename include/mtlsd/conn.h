@@ -54,6 +54,9 @@ struct mtls_conn {
     enum mtls_conn_state state;
     bool paused;           /* output backlog: input waits */
     bool peer_eof;         /* the peer has shut its side */
+    bool pending_answers;  /* out_pending holds an answer to a request */
+    bool flight_answers;   /* so does the flight being sent */
+    size_t unsolicited;    /* bytes TLS wrote by itself since the last answer */
     uint64_t born_ms;
     struct mtls_link all_link;     /* in env->all */
     struct mtls_tls *tls;         /* private to the TLS part: tls.h */
