@@ -40,6 +40,9 @@ void mtls_config_defaults(struct mtls_config *cfg)
     cfg->recv_buffers = 256;
     cfg->recv_buffer_size = 16384;
     cfg->log_level = MTLS_LOG_INFO;
+    cfg->watch = true;
+    cfg->expiry_warning_s = 7 * 86400;
+    cfg->sandbox = true;
 }
 
 void mtls_config_usage(FILE *f)
@@ -133,6 +136,26 @@ void mtls_config_usage(FILE *f)
         "  --shutdown-grace S       on SIGTERM/SIGINT, time in-flight requests get\n"
         "                           before connections are closed (default 5)\n"
         "\n"
+        "Operations:\n"
+        "  --watch on|off           reload when --cert, --key, --client-ca, --crl or\n"
+        "                           --ticket-key-file change (inotify on their\n"
+        "                           directories, Kubernetes ..data swaps included;\n"
+        "                           the same reload as SIGHUP; default on)\n"
+        "  --reload-interval S      also check those files every S seconds (file\n"
+        "                           systems without inotify; default: off)\n"
+        "  --expiry-warning S       log a warning when the server certificate expires\n"
+        "                           within S seconds (default 604800, 7 days)\n"
+        "  --status-listen HOST:PORT  plain-HTTP probes without a client certificate:\n"
+        "                           GET /healthz, /readyz, /metrics (default: off)\n"
+        "  --shutdown-delay S       on SIGTERM, /readyz answers 503 at once and the\n"
+        "                           server keeps serving S seconds before draining\n"
+        "                           (default 0)\n"
+        "  --user NAME              switch to this user after binding and loading keys\n"
+        "                           (the files must stay readable by it for reloads)\n"
+        "  --no-sandbox             no PR_SET_NO_NEW_PRIVS and no Landlock rule set\n"
+        "                           (default: files readable only in the directories of\n"
+        "                           the configured files, where the kernel supports it)\n"
+        "\n"
         "Other:\n"
         "  --log-level LEVEL        error, warn, info or debug (default info)\n"
         "  -h, --help               this text\n"
@@ -180,6 +203,16 @@ static int parse_seconds(const char *name, const char *s, unsigned *out_ms, char
     return 0;
 }
 
+static int parse_on_off(const char *name, const char *s, bool *out, char *err, size_t errlen)
+{
+    if (strcmp(s, "on") == 0 || strcmp(s, "off") == 0) {
+        *out = s[1] == 'n';
+        return 0;
+    }
+    snprintf(err, errlen, "--%s: '%s' must be on or off", name, s);
+    return -1;
+}
+
 static int add_list(const char *name, const char **list, unsigned *n, const char *v,
                     char *err, size_t errlen)
 {
@@ -192,6 +225,16 @@ static int add_list(const char *name, const char **list, unsigned *n, const char
 }
 
 int mtls_config_parse_listen(struct mtls_config *cfg, const char *s, char *err, size_t errlen)
+{
+    if (mtls_config_parse_addr("listen", s, &cfg->listen_addr, &cfg->listen_addrlen, err,
+                               errlen) < 0)
+        return -1;
+    snprintf(cfg->listen_str, sizeof(cfg->listen_str), "%s", s);
+    return 0;
+}
+
+int mtls_config_parse_addr(const char *flag, const char *s, struct sockaddr_storage *addr,
+                           socklen_t *addrlen, char *err, size_t errlen)
 {
     char host[256];
     const char *colon, *port_s;
@@ -219,34 +262,33 @@ int mtls_config_parse_listen(struct mtls_config *cfg, const char *s, char *err, 
         host[hlen] = '\0';
         port_s = colon + 1;
     }
-    if (parse_uint("listen", port_s, 1, 65535, &port, err, errlen) < 0)
+    if (parse_uint(flag, port_s, 1, 65535, &port, err, errlen) < 0)
         goto bad;
 
-    memset(&cfg->listen_addr, 0, sizeof(cfg->listen_addr));
+    memset(addr, 0, sizeof(*addr));
     if (host[0] == '\0' || strcmp(host, "*") == 0)
         strcpy(host, "0.0.0.0");
     if (strcmp(host, "localhost") == 0)
         strcpy(host, "127.0.0.1");
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&cfg->listen_addr;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&cfg->listen_addr;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)addr;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)addr;
     if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
         v4->sin_family = AF_INET;
         v4->sin_port = htons((uint16_t)port);
-        cfg->listen_addrlen = sizeof(*v4);
+        *addrlen = sizeof(*v4);
     } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
         v6->sin6_family = AF_INET6;
         v6->sin6_port = htons((uint16_t)port);
-        cfg->listen_addrlen = sizeof(*v6);
+        *addrlen = sizeof(*v6);
     } else {
         goto bad;
     }
-    snprintf(cfg->listen_str, sizeof(cfg->listen_str), "%s", s);
     return 0;
 bad:
     snprintf(err, errlen,
-             "--listen: '%s' is not HOST:PORT (an IPv4 address, [IPv6 address] or "
+             "--%s: '%s' is not HOST:PORT (an IPv4 address, [IPv6 address] or "
              "localhost, and a port 1-65535)",
-             s);
+             flag, s);
     return -1;
 }
 
@@ -259,6 +301,8 @@ enum {
     OPT_ALLOW, OPT_MAX_CONN_LIFETIME, OPT_ACCESS_LOG,
     OPT_TICKETS, OPT_TICKET_KEY_FILE, OPT_TICKET_ROTATE, OPT_SESSION_LIFETIME,
     OPT_TLS13_TICKETS, OPT_TLS13_PSK_KE, OPT_SESSION_CACHE,
+    OPT_WATCH, OPT_RELOAD_INTERVAL, OPT_EXPIRY_WARNING, OPT_STATUS_LISTEN, OPT_SHUTDOWN_DELAY,
+    OPT_USER, OPT_NO_SANDBOX,
 };
 
 static const struct option long_opts[] = {
@@ -296,6 +340,13 @@ static const struct option long_opts[] = {
     {"allow", required_argument, NULL, OPT_ALLOW},
     {"max-conn-lifetime", required_argument, NULL, OPT_MAX_CONN_LIFETIME},
     {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
+    {"watch", required_argument, NULL, OPT_WATCH},
+    {"reload-interval", required_argument, NULL, OPT_RELOAD_INTERVAL},
+    {"expiry-warning", required_argument, NULL, OPT_EXPIRY_WARNING},
+    {"status-listen", required_argument, NULL, OPT_STATUS_LISTEN},
+    {"shutdown-delay", required_argument, NULL, OPT_SHUTDOWN_DELAY},
+    {"user", required_argument, NULL, OPT_USER},
+    {"no-sandbox", no_argument, NULL, OPT_NO_SANDBOX},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -398,14 +449,8 @@ enum mtls_config_result mtls_config_parse(struct mtls_config *cfg, int argc, cha
             }
             break;
         case OPT_TICKETS:
-            if (strcmp(optarg, "on") == 0)
-                cfg->tickets = true;
-            else if (strcmp(optarg, "off") == 0)
-                cfg->tickets = false;
-            else {
-                snprintf(err, errlen, "--tickets: '%s' must be on or off", optarg);
+            if (parse_on_off("tickets", optarg, &cfg->tickets, err, errlen) < 0)
                 return MTLS_CONFIG_ERROR;
-            }
             break;
         case OPT_TICKET_KEY_FILE: cfg->ticket_key_file = optarg; break;
         case OPT_TICKET_ROTATE:
@@ -489,6 +534,43 @@ enum mtls_config_result mtls_config_parse(struct mtls_config *cfg, int argc, cha
         case OPT_ACCESS_LOG:
             cfg->access_log = optarg;
             break;
+        case OPT_WATCH:
+            if (parse_on_off("watch", optarg, &cfg->watch, err, errlen) < 0)
+                return MTLS_CONFIG_ERROR;
+            break;
+        case OPT_RELOAD_INTERVAL:
+            if (parse_seconds("reload-interval", optarg, &cfg->reload_interval_ms, err,
+                              errlen) < 0)
+                return MTLS_CONFIG_ERROR;
+            break;
+        case OPT_EXPIRY_WARNING:
+            if (parse_uint("expiry-warning", optarg, 0, 86400u * 3650, &v, err, errlen) < 0)
+                return MTLS_CONFIG_ERROR;
+            cfg->expiry_warning_s = (unsigned)v;
+            break;
+        case OPT_STATUS_LISTEN:
+            if (mtls_config_parse_addr("status-listen", optarg, &cfg->status_addr,
+                                       &cfg->status_addrlen, err, errlen) < 0)
+                return MTLS_CONFIG_ERROR;
+            snprintf(cfg->status_str, sizeof(cfg->status_str), "%s", optarg);
+            break;
+        case OPT_SHUTDOWN_DELAY:
+            if (strcmp(optarg, "0") == 0) {
+                cfg->shutdown_delay_ms = 0;
+                break;
+            }
+            if (parse_seconds("shutdown-delay", optarg, &cfg->shutdown_delay_ms, err,
+                              errlen) < 0)
+                return MTLS_CONFIG_ERROR;
+            break;
+        case OPT_USER:
+            if (optarg[0] == '\0') {
+                snprintf(err, errlen, "--user: a user name is required");
+                return MTLS_CONFIG_ERROR;
+            }
+            cfg->user = optarg;
+            break;
+        case OPT_NO_SANDBOX: cfg->sandbox = false; break;
         case 'h':
             mtls_config_usage(out);
             return MTLS_CONFIG_EXIT;
@@ -516,6 +598,11 @@ enum mtls_config_result mtls_config_parse(struct mtls_config *cfg, int argc, cha
         snprintf(err, errlen,
                  "--ticket-rotate applies to generated keys only: with --ticket-key-file, "
                  "rotate by rewriting the file and sending SIGHUP");
+        return MTLS_CONFIG_ERROR;
+    }
+    if (cfg->status_addrlen && cfg->status_addrlen == cfg->listen_addrlen &&
+        memcmp(&cfg->status_addr, &cfg->listen_addr, cfg->listen_addrlen) == 0) {
+        snprintf(err, errlen, "--status-listen %s: must differ from --listen", cfg->status_str);
         return MTLS_CONFIG_ERROR;
     }
     if (cfg->workers == 0) {

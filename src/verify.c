@@ -165,6 +165,11 @@ static time_t asn1_time(const uint8_t *p, int len)
     return timegm(&tm);
 }
 
+time_t mtls_asn1_time(const uint8_t *p, int len)
+{
+    return asn1_time(p, len);
+}
+
 /* ---- identity extraction ------------------------------------------------- */
 
 struct id_builder {

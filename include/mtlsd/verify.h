@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* Loads --client-ca and --crl; sets up the chain cache. */
 int mtls_verify_init(const struct mtls_config *cfg, char *err, size_t errlen);
@@ -35,5 +36,9 @@ uint64_t mtls_verify_trust_id(void);
 /* Parses a certificate's DER into a freshly allocated identity; NULL when it
  * is malformed or carries a name with an embedded NUL. */
 struct mtls_identity *mtls_identity_from_der(const uint8_t *der, size_t len);
+
+/* ASN.1 UTCTime or GeneralizedTime, with or without its tag and length,
+ * to time_t; -1 when malformed (material.c reads dates with it too). */
+time_t mtls_asn1_time(const uint8_t *p, int len);
 
 #endif
