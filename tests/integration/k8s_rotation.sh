@@ -146,4 +146,40 @@ cp "$T/srv2.key" "$P/s.key.tmp" && cp "$T/srv2.crt" "$P/s.crt.tmp"
 mv "$P/s.key.tmp" "$P/s.key"; mv "$P/s.crt.tmp" "$P/s.crt"
 check "renamed-over plain files: new serial served (a mismatched pair in between is retried)" \
     wait_served_serial "$(kube_serial "$T/srv2.crt")" 5
+stop_mtlsd TERM
+
+# ---- 7. ticket keys from a Secret (symlinked, 0440 with our own group as
+# fsGroup makes it): prepend a key, old tickets still resume; drop the old
+# key, they no longer do --------------------------------------------------
+K=$T/tickets
+head -c 80 /dev/urandom >"$T/keyA"; head -c 80 /dev/urandom >"$T/keyB"
+cat "$T/keyB" "$T/keyA" >"$T/keyBA"
+kube_project "$K" ticket.keys="$T/keyA"
+chgrp "$(id -g)" "$K"/..data/ticket.keys; chmod 440 "$K"/..data/ticket.keys
+start_mtlsd --workers 1 --ticket-key-file "$K/ticket.keys" --status-listen "127.0.0.1:$SPORT"
+sess() { # SESS_OUT [SESS_IN] -> s_client output
+    local args=(-connect "127.0.0.1:$PORT" -servername localhost -CAfile "$PKI/ca.crt"
+        -cert "$PKI/client.crt" -key "$PKI/client.key" -tls1_3 -ign_eof -sess_out "$1")
+    [ $# -ge 2 ] && args+=(-sess_in "$2")
+    printf 'GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' |
+        timeout "$(slow 10)" openssl s_client "${args[@]}" 2>&1
+}
+sess "$T/tA.sess" >/dev/null
+check "ticket under key A saved" test -s "$T/tA.sess"
+ok0=$(smetric 'mtlsd_reloads_total{result="ok"}')
+chmod 600 "$T/keyBA"
+kube_project "$K" ticket.keys="$T/keyBA"
+chgrp "$(id -g)" "$K"/..data/ticket.keys; chmod 440 "$K"/..data/ticket.keys
+check "prepended key file picked up by the watch" wait_smetric_gt 'mtlsd_reloads_total{result="ok"}' "$ok0" 5
+out=$(sess "$T/tB.sess" "$T/tA.sess")
+check_contains "after prepending B: a ticket under A still resumes" "$out" "Reused,"
+ok0=$(smetric 'mtlsd_reloads_total{result="ok"}')
+kube_project "$K" ticket.keys="$T/keyB"
+chgrp "$(id -g)" "$K"/..data/ticket.keys; chmod 440 "$K"/..data/ticket.keys
+check "key file without A picked up by the watch" wait_smetric_gt 'mtlsd_reloads_total{result="ok"}' "$ok0" 5
+out=$(sess "$T/tC.sess" "$T/tA.sess")
+check_not_contains "after dropping A: a ticket under A does not resume" "$out" "Reused,"
+check_contains "after dropping A: full handshake still served" "$out" "Hello World!"
+out=$(sess "$T/tD.sess" "$T/tB.sess")
+check_contains "a ticket under B resumes" "$out" "Reused,"
 finish
