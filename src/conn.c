@@ -27,9 +27,15 @@
 #define OUT_HIGH (256u * 1024)
 #define OUT_LOW (64u * 1024)
 /* Input kept while paused: what the multishot receive had already taken
- * before its cancellation landed, at most the worker's whole buffer ring.
- * More than that cannot arrive; the check is a guard, not flow control. */
-#define IN_LEFT_MAX(w) ((size_t)(w)->cfg->recv_buffers * (w)->cfg->recv_buffer_size + 65536)
+ * before its cancellation landed, at most the worker's whole buffer ring
+ * (settings.max_unread). More than that cannot arrive; the check is a
+ * guard, not flow control. */
+static struct mtls_conn_settings settings;
+
+void mtls_conn_configure(const struct mtls_conn_settings *s)
+{
+    settings = *s;
+}
 
 static void conn_flush(struct mtls_conn *c);
 static void conn_pump(struct mtls_conn *c);
@@ -235,8 +241,8 @@ static bool conn_http(struct mtls_conn *c, const uint8_t *p, size_t n)
         }
         /* --max-conn-lifetime: the answer closes an old connection. */
         bool closing = !req.keep_alive || w->stopping ||
-                       (w->cfg->max_conn_lifetime_ms &&
-                        w->now_ms - c->born_ms >= w->cfg->max_conn_lifetime_ms);
+                       (settings.max_conn_lifetime_ms &&
+                        w->now_ms - c->born_ms >= settings.max_conn_lifetime_ms);
         peer.identity = c->tls.identity;
         peer.chain_cached = c->tls.chain_cached;
         peer.tls_version = mtls_tls_version_name(&c->tls);
@@ -340,7 +346,7 @@ static void conn_input(struct mtls_conn *c, const uint8_t *p, size_t n)
         c->state == MTLS_CONN_DEAD)
         return; /* discard: we are on our way out */
     if (c->paused) {
-        if (c->in_left.len + n > IN_LEFT_MAX(c->w) || mtls_buf_append(&c->in_left, p, n) < 0)
+        if (c->in_left.len + n > settings.max_unread || mtls_buf_append(&c->in_left, p, n) < 0)
             mtls_conn_close(c, "input backlog over limit while paused");
         return;
     }

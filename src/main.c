@@ -77,7 +77,7 @@ int main(int argc, char **argv)
                                         "client certificates optional"};
     log_info("listening on %s with %u worker%s (TLS >= 1.%d, %s)", cfg.listen_str,
              cfg.workers, cfg.workers == 1 ? "" : "s", cfg.tls_min - 10,
-             modes[cfg.client_auth]);
+             modes[cfg.verify.client_auth]);
     if (cfg.status_addrlen)
         log_info("status listener on %s (GET /healthz, /readyz, /metrics)", cfg.status_str);
 

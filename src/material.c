@@ -236,10 +236,10 @@ struct mtls_material *mtls_material_read(const struct mtls_config *cfg, bool ref
         return NULL;
     }
     if (read_pem(m, "--cert", cfg->cert_file, 's', "CERTIFICATE", err, errlen) < 0 ||
-        read_pem(m, "--client-ca", cfg->client_ca_file, 'c', "CERTIFICATE", err, errlen) < 0)
+        read_pem(m, "--client-ca", cfg->verify.client_ca_file, 'c', "CERTIFICATE", err, errlen) < 0)
         goto fail;
-    for (unsigned i = 0; i < cfg->n_crl_files; i++)
-        if (read_pem(m, "--crl", cfg->crl_files[i], 'r', "X509 CRL", err, errlen) < 0)
+    for (unsigned i = 0; i < cfg->verify.n_crl_files; i++)
+        if (read_pem(m, "--crl", cfg->verify.crl_files[i], 'r', "X509 CRL", err, errlen) < 0)
             goto fail;
     for (unsigned i = 0; refuse_expired && i < m->n; i++)
         if (m->e[i].role == 's' && m->e[i].when < now) {

@@ -69,8 +69,8 @@ static int drop_user(const char *user, char *err, size_t errlen)
 /* Reloads read the files again as the new user: say now if they cannot. */
 static void warn_unreadable(const struct mtls_config *cfg)
 {
-    const char *files[] = {cfg->cert_file, cfg->key_file, cfg->client_ca_file,
-                           cfg->ticket_key_file};
+    const char *files[] = {cfg->cert_file, cfg->key_file, cfg->verify.client_ca_file,
+                           cfg->resume.ticket_key_file};
 
     for (unsigned i = 0; i < sizeof(files) / sizeof(files[0]); i++)
         if (files[i] && access(files[i], R_OK) < 0)
@@ -145,11 +145,11 @@ static int landlock(const struct mtls_config *cfg, char *err, size_t errlen)
     uint64_t h = attr.handled_access_fs;
     if (allow_dirs_of(ruleset, cfg->cert_file, h, err, errlen) < 0 ||
         allow_dirs_of(ruleset, cfg->key_file, h, err, errlen) < 0 ||
-        allow_dirs_of(ruleset, cfg->client_ca_file, h, err, errlen) < 0 ||
-        allow_dirs_of(ruleset, cfg->ticket_key_file, h, err, errlen) < 0)
+        allow_dirs_of(ruleset, cfg->verify.client_ca_file, h, err, errlen) < 0 ||
+        allow_dirs_of(ruleset, cfg->resume.ticket_key_file, h, err, errlen) < 0)
         goto out;
-    for (unsigned i = 0; i < cfg->n_crl_files; i++)
-        if (allow_dirs_of(ruleset, cfg->crl_files[i], h, err, errlen) < 0)
+    for (unsigned i = 0; i < cfg->verify.n_crl_files; i++)
+        if (allow_dirs_of(ruleset, cfg->verify.crl_files[i], h, err, errlen) < 0)
             goto out;
     if (access("/dev/urandom", F_OK) == 0 &&
         add_rule(ruleset, "/dev/urandom", LL_READ_FILE, h, err, errlen) < 0)

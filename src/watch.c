@@ -35,11 +35,11 @@ static unsigned watched_files(const struct mtls_config *cfg, const char **out, u
 
     out[n++] = cfg->cert_file;
     out[n++] = cfg->key_file;
-    out[n++] = cfg->client_ca_file;
-    if (cfg->ticket_key_file)
-        out[n++] = cfg->ticket_key_file;
-    for (unsigned i = 0; i < cfg->n_crl_files && n < max; i++)
-        out[n++] = cfg->crl_files[i];
+    out[n++] = cfg->verify.client_ca_file;
+    if (cfg->resume.ticket_key_file)
+        out[n++] = cfg->resume.ticket_key_file;
+    for (unsigned i = 0; i < cfg->verify.n_crl_files && n < max; i++)
+        out[n++] = cfg->verify.crl_files[i];
     return n;
 }
 

@@ -10,18 +10,33 @@
 
 #define MTLS_MAX_LIST 64   /* entries of a repeatable flag */
 
-struct mtls_config {
-    struct sockaddr_storage listen_addr;
-    socklen_t listen_addrlen;
-    char listen_str[300];
+enum mtls_client_auth { MTLS_AUTH_VERIFY, MTLS_AUTH_PRESENT, MTLS_AUTH_OPTIONAL };
 
-    unsigned workers;          /* 0 before parsing: one per online CPU */
-    bool pin_cpus;
-    const char *cert_file;
-    const char *key_file;
+/* Each module gets its own part of the configuration at init and keeps a
+ * copy; no module holds a pointer to the whole struct mtls_config. */
+
+/* verify.c: client-certificate policy and the verified-chain cache. */
+struct mtls_verify_settings {
     const char *client_ca_file;
-    int tls_min;               /* 12 or 13 */
+    const char *crl_files[MTLS_MAX_LIST];
+    unsigned n_crl_files;
+    unsigned clock_skew_s;
+    unsigned verify_depth;     /* intermediates allowed between leaf and root */
+    unsigned verify_cache;     /* entries; 0 disables */
+    unsigned verify_cache_ttl_s;
+    enum mtls_client_auth client_auth;
+};
 
+/* authz.c: --allow and --public-path. */
+struct mtls_authz_settings {
+    const char *public_paths[MTLS_MAX_LIST];
+    unsigned n_public_paths;
+    const char *allow[MTLS_MAX_LIST];
+    unsigned n_allow;
+};
+
+/* tickets.c and sessions.c: session resumption. */
+struct mtls_resume_settings {
     bool tickets;              /* --tickets on|off */
     const char *ticket_key_file;
     unsigned ticket_rotate_s;  /* generated keys only */
@@ -31,31 +46,46 @@ struct mtls_config {
     bool tls13_psk_ke;         /* also resume without (EC)DHE */
     unsigned session_cache;    /* TLS 1.2 session-ID cache slots; 0: off */
     bool session_cache_set;
+};
 
-    enum mtls_client_auth { MTLS_AUTH_VERIFY, MTLS_AUTH_PRESENT, MTLS_AUTH_OPTIONAL } client_auth;
-    const char *crl_files[MTLS_MAX_LIST];
-    unsigned n_crl_files;
-    const char *public_paths[MTLS_MAX_LIST];
-    unsigned n_public_paths;
-    const char *allow[MTLS_MAX_LIST];
-    unsigned n_allow;
-    unsigned clock_skew_s;
-    unsigned verify_depth;     /* intermediates allowed between leaf and root */
-    unsigned verify_cache;     /* entries; 0 disables */
-    unsigned verify_cache_ttl_s;
+/* http.c: per-request limits. */
+struct mtls_http_limits {
+    size_t max_header_bytes;   /* request line + header fields */
+    unsigned max_headers;
+    uint64_t max_body_bytes;
+};
+
+/* conn.c: per-connection limits. */
+struct mtls_conn_settings {
     unsigned max_conn_lifetime_ms; /* 0: unbounded */
+    size_t max_unread;         /* ciphertext kept while paused (derived) */
+};
+
+struct mtls_config {
+    struct sockaddr_storage listen_addr;
+    socklen_t listen_addrlen;
+    char listen_str[300];
+
+    unsigned workers;          /* 0 before parsing: one per online CPU */
+    bool pin_cpus;
+    const char *cert_file;
+    const char *key_file;
+    int tls_min;               /* 12 or 13 */
     const char *access_log;    /* NULL: off; "-": stdout */
 
     unsigned max_conns;        /* per worker */
-    size_t max_header_bytes;
-    unsigned max_headers;
-    uint64_t max_body_bytes;
     unsigned handshake_timeout_ms;
     unsigned idle_timeout_ms;
     unsigned shutdown_grace_ms;
     unsigned recv_buffers;     /* per worker, a power of two */
     unsigned recv_buffer_size;
     int log_level;
+
+    struct mtls_verify_settings verify;
+    struct mtls_authz_settings authz;
+    struct mtls_resume_settings resume;
+    struct mtls_http_limits http;
+    struct mtls_conn_settings conn;
 
     /* Operations (issue 13): reload without signals, probes, sandbox. */
     bool watch;                /* --watch on|off: inotify on the files' directories */
@@ -71,6 +101,7 @@ struct mtls_config {
 
 enum mtls_config_result { MTLS_CONFIG_OK, MTLS_CONFIG_EXIT, MTLS_CONFIG_VERSION, MTLS_CONFIG_ERROR };
 
+/* Sets every flag's default (the table in config.c says which). */
 void mtls_config_defaults(struct mtls_config *cfg);
 /* Parses argv. On MTLS_CONFIG_ERROR `err` says what to fix. MTLS_CONFIG_EXIT
  * means --help was printed to `out`; MTLS_CONFIG_VERSION asks for --version. */

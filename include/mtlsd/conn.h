@@ -44,6 +44,8 @@ struct mtls_conn {
     struct mtls_buf plain_left;   /* plaintext kept while paused */
 };
 
+/* Settings shared by every connection; once, before any worker starts. */
+void mtls_conn_configure(const struct mtls_conn_settings *s);
 /* Takes ownership of an accepted socket; NULL (socket closed) on failure. */
 struct mtls_conn *mtls_conn_new(struct mtls_worker *w, int fd);
 void mtls_conn_on_recv(struct mtls_conn *c, int res, unsigned flags);

@@ -5,17 +5,12 @@
 #define MTLSD_HTTP_H
 
 #include "mtlsd/buf.h"
+#include "mtlsd/config.h" /* struct mtls_http_limits */
 
 #include <llhttp.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-struct mtls_http_limits {
-    size_t max_header_bytes;   /* request line + header fields */
-    unsigned max_headers;
-    uint64_t max_body_bytes;
-};
 
 struct mtls_http_request {
     int method;                /* llhttp_method_t */
