@@ -11,9 +11,11 @@ mkdir -p "$CACHE"
 PKGS=(build-essential cmake pkg-config dpkg-dev autoconf automake libtool
       liburing-dev node-llhttp curl openssl gnutls-bin wrk nginx-light haproxy
       lighttpd lighttpd-mod-wolfssl gnuplot-nox valgrind procps python3 ca-certificates
-      libssl-dev strace)
+      libssl-dev strace python3-yaml)
 
 missing=()
+# MTLSD_DEPS_NO_PACKAGES=1 (deploy/Containerfile): only build wolfSSL.
+[ -n "${MTLSD_DEPS_NO_PACKAGES:-}" ] && PKGS=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
