@@ -55,7 +55,9 @@ check_eq "sandboxed: exit 0" "$MTLSD_RC" 0
 # ---- --no-sandbox: the same swap outside is loaded -----------------------
 kube_project "$S" tls.crt="$T/srv2.crt" tls.key="$T/srv2.key" ca.crt="$PKI/ca.crt"
 SRV_CERT=$S/tls.crt SRV_KEY=$S/tls.key SRV_CLIENT_CA=$S/ca.crt \
-    start_mtlsd --workers 1 --no-sandbox
+    start_mtlsd --workers 1 --no-sandbox --expiry-warning 3000000
+check_contains "--expiry-warning: a 30-day certificate within 34 days is warned about" \
+    "$(cat "$MTLSD_LOG")" "warn: server certificate 'O=mtlsd dev,CN=localhost'"
 check_eq "--no-sandbox: NoNewPrivs: 0" "$(awk '/^NoNewPrivs:/ { print $2 }' "/proc/$MTLSD_PID/status")" 0
 kube_repoint "$S" "$T/outside"
 check "--no-sandbox: a file outside is read" wait_served_serial "$(kube_serial "$T/srv3.crt")" 5
