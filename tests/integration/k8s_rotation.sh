@@ -10,6 +10,7 @@
 # Valid clients see zero failed requests; the process never restarts.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/kube.bash"
+. "$(dirname "$0")/pki.bash"
 
 make_pki
 S=$T/secret
@@ -116,6 +117,17 @@ check_contains "failure logged, old material kept" "$(cat "$MTLSD_LOG")" "watch:
 # the fix arrives: picked up like any update
 kube_project "$S" tls.crt="$T/srv3.crt" tls.key="$T/srv3.key" ca.crt="$PKI/other-ca.crt"
 check "fixed key picked up" wait_served_serial "$(kube_serial "$T/srv3.crt")" 5
+# an expired server certificate (with its matching key) is refused too
+M=$T; pki_ca_db "$T/cadb" "$PKI/ca.crt" "$PKI/ca.key"
+printf '%s\n' "basicConstraints=critical,CA:FALSE" "extendedKeyUsage=serverAuth" \
+    "subjectAltName=DNS:localhost,IP:127.0.0.1" >"$T/exp.ext"
+pki_sign "$T/cadb" "$T/expired" "/CN=localhost" "$T/exp.ext" "$(pki_date -86400)" "$(pki_date -3600)"
+failed0=$(smetric 'mtlsd_reloads_total{result="failed"}')
+kube_project "$S" tls.crt="$T/expired.crt" tls.key="$T/expired.key" ca.crt="$PKI/other-ca.crt"
+check "expired server certificate: reload refused" \
+    wait_smetric_gt 'mtlsd_reloads_total{result="failed"}' "$failed0" 5
+check_contains "expired server certificate: says so" "$(cat "$MTLSD_LOG")" "has expired"
+check_eq "expired server certificate: the current one stays" "$(served_serial)" "$(kube_serial "$T/srv3.crt")"
 
 # ---- 4. no restart, and a file-level rewrite outside ..data ---------------
 check_eq "same process throughout" "$MTLSD_PID" "$PID0"
