@@ -11,7 +11,7 @@ mkdir -p "$CACHE"
 PKGS=(build-essential cmake pkg-config dpkg-dev autoconf automake libtool
       liburing-dev node-llhttp curl openssl gnutls-bin wrk nginx-light haproxy
       lighttpd lighttpd-mod-wolfssl gnuplot-nox valgrind procps python3 ca-certificates
-      libssl-dev strace python3-yaml)
+      libssl-dev strace python3-yaml nodejs npm)
 
 missing=()
 # MTLSD_DEPS_NO_PACKAGES=1 (deploy/Containerfile): only build wolfSSL.

@@ -3,7 +3,9 @@
 # agree with each other and with `mtlsd --help` (secret names, mount paths,
 # ports, probe paths, flags, drain time vs terminationGracePeriodSeconds,
 # security context); the systemd unit has the hardening it claims and
-# `systemd-analyze` accepts it; `cmake --install` puts the binary, the unit
+# `systemd-analyze` accepts it; the manifests validate against the
+# Kubernetes and cert-manager schemas (npm kubernetes-models, installed into
+# a cache); `cmake --install` puts the binary, the unit
 # and the man page in place; the man page renders.
 . "$(dirname "$0")/lib.sh"
 
@@ -16,6 +18,39 @@ printf '%s\n' "$out" | grep -E '^(PASS|FAIL|    )' | while IFS= read -r l; do ec
 PASS=$((PASS + $(grep -c '^PASS:' <<<"$out")))
 FAIL=$((FAIL + $(grep -c '^FAIL:' <<<"$out")))
 [ $rc = 0 ] || [ "$(grep -c '^FAIL:' <<<"$out")" -gt 0 ] || fail "deploy_check.py crashed" "$out"
+
+# Kubernetes and cert-manager schemas: the npm packages kubernetes-models
+# and @kubernetes-models/cert-manager, installed once into a cache.
+NPM_DIR=${MTLSD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mtlsd}/npm-k8s-models
+if command -v node >/dev/null && command -v npm >/dev/null; then
+    mkdir -p "$NPM_DIR"
+    (
+        flock 9
+        [ -f "$NPM_DIR/.complete" ] ||
+            { timeout 300 npm install --prefix "$NPM_DIR" --no-audit --no-fund --silent \
+                kubernetes-models@5.1.0 @kubernetes-models/cert-manager@6.0.0 >"$T/npm.log" 2>&1 &&
+                touch "$NPM_DIR/.complete"; }
+    ) 9>"$NPM_DIR.lock"
+    if [ -f "$NPM_DIR/.complete" ]; then
+        cp "$IT_DIR/deploy_schema.mjs" "$NPM_DIR/deploy_schema.mjs"
+        out=$($PY -c '
+import json, os, sys, yaml
+d = sys.argv[1]; docs = []
+for f in sorted(os.listdir(d)):
+    if f.endswith(".yaml"):
+        for x in yaml.safe_load_all(open(os.path.join(d, f))):
+            if x: x["_file"] = f; docs.append(x)
+print(json.dumps(docs))' "$MTLSD_SRC/deploy/kubernetes" | node "$NPM_DIR/deploy_schema.mjs" 2>&1)
+        printf '%s\n' "$out" | grep -E '^(PASS|FAIL|    )'
+        PASS=$((PASS + $(grep -c '^PASS:' <<<"$out")))
+        FAIL=$((FAIL + $(grep -c '^FAIL:' <<<"$out")))
+        [ "$(grep -c '^PASS:' <<<"$out")" -ge 8 ] || fail "schema validation ran" "$out"
+    else
+        fail "npm install kubernetes-models (registry unreachable?)" "$(tail -5 "$T/npm.log")"
+    fi
+else
+    fail "node and npm missing (scripts/deps.sh installs nodejs and npm)"
+fi
 
 if command -v systemd-analyze >/dev/null; then
     sec=$(systemd-analyze security --offline=true "$MTLSD_SRC/deploy/systemd/mtlsd.service" 2>&1 | tail -1)
