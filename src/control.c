@@ -1,6 +1,7 @@
 /* control.c: one poll(2) over a signalfd and the inotify descriptor. */
 #include "mtlsd/control.h"
 #include "mtlsd/log.h"
+#include "mtlsd/material.h"
 #include "mtlsd/metrics.h"
 #include "mtlsd/notify.h"
 #include "mtlsd/status.h"
@@ -13,6 +14,8 @@
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
+
+#define EXPIRY_CHECK_MS (3600u * 1000) /* the warning repeats hourly until renewed */
 
 static uint64_t mono_ms(void)
 {
@@ -37,6 +40,7 @@ void mtls_control_run(struct mtls_server *srv, const sigset_t *sigs)
     const struct mtls_config *cfg = srv->cfg;
     struct mtls_watch w;
     uint64_t stop_at = 0; /* draining: when the delay ends */
+    uint64_t expiry_check_at = mono_ms() + EXPIRY_CHECK_MS;
     int sfd = signalfd(-1, sigs, SFD_CLOEXEC | SFD_NONBLOCK);
 
     mtls_watch_init(&w, cfg, mono_ms());
@@ -89,6 +93,10 @@ void mtls_control_run(struct mtls_server *srv, const sigset_t *sigs)
         }
         if (w.fd >= 0 && (pfd[1].revents & POLLIN))
             mtls_watch_read(&w, now);
+        if (now >= expiry_check_at) {
+            mtls_material_check_expiry(cfg);
+            expiry_check_at = now + EXPIRY_CHECK_MS;
+        }
         if (mtls_watch_due(&w, now))
             mtls_watch_result(&w, reload(srv, "watch"), mono_ms());
     }

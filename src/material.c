@@ -261,12 +261,13 @@ void mtls_material_free(struct mtls_material *m)
     free(m);
 }
 
-void mtls_material_commit(struct mtls_material *m, const struct mtls_config *cfg)
+/* Under `lock`. */
+static void warn_expiry(const struct mtls_material *m, const struct mtls_config *cfg)
 {
     time_t now = time(NULL), soonest = (time_t)-1;
     const char *name = "";
 
-    for (unsigned i = 0; i < m->n; i++)
+    for (unsigned i = 0; m && i < m->n; i++)
         if (m->e[i].role == 's' && (soonest == (time_t)-1 || m->e[i].when < soonest)) {
             soonest = m->e[i].when;
             name = m->e[i].name;
@@ -275,12 +276,24 @@ void mtls_material_commit(struct mtls_material *m, const struct mtls_config *cfg
         log_warn("server certificate '%s' (--cert %s) %s in %lld s: renew it", name,
                  cfg->cert_file, soonest < now ? "expired" : "expires",
                  (long long)(soonest - now));
+}
+
+void mtls_material_commit(struct mtls_material *m, const struct mtls_config *cfg)
+{
     pthread_mutex_lock(&lock);
     struct mtls_material *old = current;
     current = m;
-    last_reload = now;
+    last_reload = time(NULL);
+    warn_expiry(m, cfg);
     pthread_mutex_unlock(&lock);
     mtls_material_free(old);
+}
+
+void mtls_material_check_expiry(const struct mtls_config *cfg)
+{
+    pthread_mutex_lock(&lock);
+    warn_expiry(current, cfg);
+    pthread_mutex_unlock(&lock);
 }
 
 void mtls_material_count_reload(bool ok)

@@ -21,6 +21,9 @@ struct mtls_material *mtls_material_read(const struct mtls_config *cfg, bool ref
  * and logs a warning when the server chain expires within --expiry-warning. */
 void mtls_material_commit(struct mtls_material *m, const struct mtls_config *cfg);
 void mtls_material_free(struct mtls_material *m);
+/* The same warning for what is in service (the main thread, hourly: a
+ * certificate nobody renews gets closer to its end without any reload). */
+void mtls_material_check_expiry(const struct mtls_config *cfg);
 /* Counts a reload attempt (mtls_material_commit stamps the time). */
 void mtls_material_count_reload(bool ok);
 /* Prometheus text: reload counters and the dates above. */
