@@ -18,7 +18,7 @@ PKGS_run=(build-essential cmake pkg-config dpkg-dev autoconf automake libtool
           liburing-dev node-llhttp patch openssl curl procps ca-certificates)
 # test: the clients the tests drive (libssl-dev builds bench/wrk-shim.c for
 # tests/integration/load_tools.sh; strace checks that bad flags open no socket).
-PKGS_test=(gnutls-bin python3 wrk libssl-dev strace)
+PKGS_test=(gnutls-bin python3 wrk libssl-dev strace python3-yaml nodejs npm)
 # bench: the servers bench/compare measures against, and its plots.
 PKGS_bench=(wrk libssl-dev python3 nginx-light haproxy lighttpd lighttpd-mod-wolfssl gnuplot-nox)
 
@@ -33,6 +33,8 @@ for group in "$@"; do
 done
 
 missing=()
+# MTLSD_DEPS_NO_PACKAGES=1 (deploy/Containerfile): only build wolfSSL.
+[ -n "${MTLSD_DEPS_NO_PACKAGES:-}" ] && PKGS=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done

@@ -97,6 +97,21 @@ static int absolute_path(const char *v, unsigned long long n, char *err, size_t 
     return 0;
 }
 
+static int parse_status_listen(struct mtls_config *cfg, const char *v, char *err,
+                               size_t errlen);
+static int parse_shutdown_delay(struct mtls_config *cfg, const char *v, char *err,
+                                size_t errlen);
+
+static int not_empty(const char *v, unsigned long long n, char *err, size_t errlen)
+{
+    (void)n;
+    if (v[0] == '\0') {
+        snprintf(err, errlen, "--user: a user name is required");
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- The flags. To add one: add its field to struct mtls_config (or to the
  * settings struct of the module that uses it, include/mtlsd/config.h) and one
  * row here, in the --help section it belongs to. The row's kind says how the
@@ -157,9 +172,11 @@ static const struct opt opts[] = {
         "newest first (16-byte name, 32-byte HMAC-SHA256\n"
         "key, 32-byte AES-256 key; nginx's format: e.g.\n"
         "openssl rand 80 > FILE). The newest encrypts, all\n"
-        "decrypt; at most 16. Must not be readable by group\n"
-        "or others. Re-read on SIGHUP; never rotated\n"
-        "automatically (rewrite it and send SIGHUP)"),
+        "decrypt; at most 16. Must not be readable by others,\n"
+        "nor by a group other than the server's own (a\n"
+        "Kubernetes fsGroup). Re-read when it changes\n"
+        "(--watch) or on SIGHUP; never rotated by mtlsd:\n"
+        "prepend a key, wait --session-lifetime, drop the last"),
     UINT("ticket-rotate", "S", resume.ticket_rotate_s, 1, 86400u * 365, "3600",
          "without a key file: generate a new key every S\n"
          "seconds; the previous one still decrypts for one\n"
@@ -225,6 +242,34 @@ static const struct opt opts[] = {
     SECONDS("shutdown-grace", "S", shutdown_grace_ms, "5",
             "on SIGTERM/SIGINT, time in-flight requests get\n"
             "before connections are closed (default 5)"),
+
+    HEADING("Operations:"),
+    CHOICE("watch", "on|off", watch, on_off, "on",
+           "reload when --cert, --key, --client-ca, --crl or\n"
+           "--ticket-key-file change (inotify on their\n"
+           "directories, Kubernetes ..data swaps included;\n"
+           "the same reload as SIGHUP; default on)"),
+    SECONDS("reload-interval", "S", reload_interval_ms, NULL,
+            "also check those files every S seconds (file\n"
+            "systems without inotify; default: off)"),
+    UINT("expiry-warning", "S", expiry_warning_s, 0, 86400u * 3650, "604800",
+         "log a warning when the server certificate expires\n"
+         "within S seconds (default 604800, 7 days)"),
+    {.name = "status-listen", .arg = "HOST:PORT", .kind = K_FUNC, .parse = parse_status_listen,
+     .help = "plain-HTTP probes without a client certificate:\n"
+             "GET /healthz, /readyz, /metrics (default: off)"},
+    {.name = "shutdown-delay", .arg = "S", .kind = K_FUNC, .parse = parse_shutdown_delay,
+     .help = "on SIGTERM, /readyz answers 503 at once and the\n"
+             "server keeps serving S seconds before draining\n"
+             "(default 0)"},
+    STR("user", "NAME", user,
+        "switch to this user after binding and loading keys\n"
+        "(the files must stay readable by it for reloads)",
+        .check = not_empty),
+    OFF("no-sandbox", sandbox,
+        "no PR_SET_NO_NEW_PRIVS and no Landlock rule set\n"
+        "(default: files readable only in the directories of\n"
+        "the configured files, where the kernel supports it)"),
 
     HEADING("Other:"),
     CHOICE("log-level", "LEVEL", log_level, log_levels, "info",
@@ -313,6 +358,26 @@ static int parse_seconds(const char *name, const char *s, unsigned *out_ms, char
 
 int mtls_config_parse_listen(struct mtls_config *cfg, const char *s, char *err, size_t errlen)
 {
+    if (mtls_config_parse_addr("listen", s, &cfg->listen_addr, &cfg->listen_addrlen, err,
+                               errlen) < 0)
+        return -1;
+    snprintf(cfg->listen_str, sizeof(cfg->listen_str), "%s", s);
+    return 0;
+}
+
+static int parse_status_listen(struct mtls_config *cfg, const char *v, char *err,
+                               size_t errlen)
+{
+    if (mtls_config_parse_addr("status-listen", v, &cfg->status_addr, &cfg->status_addrlen,
+                               err, errlen) < 0)
+        return -1;
+    snprintf(cfg->status_str, sizeof(cfg->status_str), "%s", v);
+    return 0;
+}
+
+int mtls_config_parse_addr(const char *flag, const char *s, struct sockaddr_storage *addr,
+                           socklen_t *addrlen, char *err, size_t errlen)
+{
     char host[256];
     const char *colon, *port_s;
     unsigned long long port;
@@ -339,35 +404,45 @@ int mtls_config_parse_listen(struct mtls_config *cfg, const char *s, char *err, 
         host[hlen] = '\0';
         port_s = colon + 1;
     }
-    if (parse_uint("listen", port_s, 1, 65535, &port, err, errlen) < 0)
+    if (parse_uint(flag, port_s, 1, 65535, &port, err, errlen) < 0)
         goto bad;
 
-    memset(&cfg->listen_addr, 0, sizeof(cfg->listen_addr));
+    memset(addr, 0, sizeof(*addr));
     if (host[0] == '\0' || strcmp(host, "*") == 0)
         strcpy(host, "0.0.0.0");
     if (strcmp(host, "localhost") == 0)
         strcpy(host, "127.0.0.1");
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&cfg->listen_addr;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&cfg->listen_addr;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)addr;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)addr;
     if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
         v4->sin_family = AF_INET;
         v4->sin_port = htons((uint16_t)port);
-        cfg->listen_addrlen = sizeof(*v4);
+        *addrlen = sizeof(*v4);
     } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
         v6->sin6_family = AF_INET6;
         v6->sin6_port = htons((uint16_t)port);
-        cfg->listen_addrlen = sizeof(*v6);
+        *addrlen = sizeof(*v6);
     } else {
         goto bad;
     }
-    snprintf(cfg->listen_str, sizeof(cfg->listen_str), "%s", s);
     return 0;
 bad:
     snprintf(err, errlen,
-             "--listen: '%s' is not HOST:PORT (an IPv4 address, [IPv6 address] or "
+             "--%s: '%s' is not HOST:PORT (an IPv4 address, [IPv6 address] or "
              "localhost, and a port 1-65535)",
-             s);
+             flag, s);
     return -1;
+}
+
+/* 0 is a valid delay (the default); any other value as for SECONDS rows. */
+static int parse_shutdown_delay(struct mtls_config *cfg, const char *v, char *err,
+                                size_t errlen)
+{
+    if (strcmp(v, "0") == 0) {
+        cfg->shutdown_delay_ms = 0;
+        return 0;
+    }
+    return parse_seconds("shutdown-delay", v, &cfg->shutdown_delay_ms, err, errlen);
 }
 
 static void store(struct mtls_config *cfg, const struct opt *o, unsigned long long v)
@@ -551,6 +626,11 @@ enum mtls_config_result mtls_config_parse(struct mtls_config *cfg, int argc, cha
         snprintf(err, errlen,
                  "--ticket-rotate applies to generated keys only: with --ticket-key-file, "
                  "rotate by rewriting the file and sending SIGHUP");
+        return MTLS_CONFIG_ERROR;
+    }
+    if (cfg->status_addrlen && cfg->status_addrlen == cfg->listen_addrlen &&
+        memcmp(&cfg->status_addr, &cfg->listen_addr, cfg->listen_addrlen) == 0) {
+        snprintf(err, errlen, "--status-listen %s: must differ from --listen", cfg->status_str);
         return MTLS_CONFIG_ERROR;
     }
     if (cfg->workers == 0) {

@@ -1,16 +1,19 @@
 /* main.c: flags, signals, exit codes. 0: clean stop; 1: runtime failure;
  * 2: bad command line or files. */
 #include "mtlsd/config.h"
+#include "mtlsd/control.h"
 #include "mtlsd/log.h"
 #include "mtlsd/metrics.h"
+#include "mtlsd/notify.h"
+#include "mtlsd/sandbox.h"
 #include "mtlsd/server.h"
+#include "mtlsd/status.h"
 #include "mtlsd/tls.h"
 
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #define MTLSD_VERSION "0.1.0"
 
@@ -20,7 +23,7 @@ int main(int argc, char **argv)
     struct mtls_server srv;
     char err[512] = "";
     sigset_t sigs;
-    int sig, code;
+    int code;
 
     mtls_config_defaults(&cfg);
     switch (mtls_config_parse(&cfg, argc, argv, stdout, err, sizeof(err))) {
@@ -51,10 +54,22 @@ int main(int argc, char **argv)
         fprintf(stderr, "mtlsd: %s\n", err);
         return 2;
     }
-    if (mtls_server_start(&srv, err, sizeof(err)) < 0) {
+    /* Every socket bound and every file loaded: now give up what serving
+     * does not need, before any thread exists to escape it. */
+    mtls_notify_open();
+    if (mtls_status_open(&cfg, err, sizeof(err)) < 0 ||
+        mtls_sandbox_apply(&cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "mtlsd: %s\n", err);
+        mtls_status_stop();
+        mtls_server_destroy(&srv);
+        return 2;
+    }
+    if (mtls_server_start(&srv, err, sizeof(err)) < 0 ||
+        mtls_status_start(err, sizeof(err)) < 0) {
         fprintf(stderr, "mtlsd: %s\n", err);
         mtls_server_stop(&srv);
         mtls_server_wait(&srv);
+        mtls_status_stop();
         mtls_server_destroy(&srv);
         return 1;
     }
@@ -64,26 +79,16 @@ int main(int argc, char **argv)
     log_info("listening on %s with %u worker%s (%s, TLS >= 1.%d, %s)", cfg.listen_str,
              cfg.workers, cfg.workers == 1 ? "" : "s", mtls_io_backend_name(srv.io),
              cfg.tls_min - 10, modes[cfg.verify.client_auth]);
+    if (cfg.status_addrlen)
+        log_info("status listener on %s (GET /healthz, /readyz, /metrics)", cfg.status_str);
 
-    for (;;) {
-        unsigned wait_ms = mtls_server_tick(&srv);
-        struct timespec ts = {(time_t)(wait_ms / 1000), (long)(wait_ms % 1000) * 1000000L};
-        sig = sigtimedwait(&sigs, NULL, &ts);
-        if (sig < 0)
-            continue; /* timeout (EAGAIN) or EINTR: tick again */
-        if (sig == SIGHUP) {
-            mtls_metrics_log_identity();
-            mtls_server_reload(&srv);
-            continue;
-        }
-        log_info("%s: stopping (grace %u ms)", sig == SIGINT ? "SIGINT" : "SIGTERM",
-                 cfg.shutdown_grace_ms);
-        break;
-    }
+    mtls_control_run(&srv, &sigs);
     mtls_server_stop(&srv);
     code = mtls_server_wait(&srv);
     mtls_metrics_log_identity();
+    mtls_status_stop();
     mtls_server_destroy(&srv);
+    mtls_notify_close();
     log_info("stopped");
     return code;
 }

@@ -2,6 +2,7 @@
 #include "mtlsd/metrics.h"
 
 #include "mtlsd/log.h"
+#include "mtlsd/material.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -56,7 +57,7 @@ int mtls_metrics_render(struct mtls_buf *out)
                  io_backend);
     if (n < 0 || mtls_buf_append(out, line, (size_t)n) < 0)
         return -1;
-    return 0;
+    return mtls_material_render(out);
 }
 
 uint64_t mtls_metrics_sum(size_t offset)

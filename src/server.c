@@ -8,6 +8,7 @@
 #include "mtlsd/verify.h"
 #include "mtlsd/authz.h"
 #include "mtlsd/access_log.h"
+#include "mtlsd/material.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -76,6 +77,12 @@ int mtls_server_init(struct mtls_server *s, const struct mtls_config *cfg, char 
         return -1;
     if (mtls_tls_ctx_new(&s->tls, cfg, err, errlen) < 0)
         return -1;
+    /* Dates for /metrics; an expired server certificate is only warned
+     * about at start (it is what the operator gave), refused on reload. */
+    struct mtls_material *m = mtls_material_read(cfg, false, err, errlen);
+    if (!m)
+        goto fail;
+    mtls_material_commit(m, cfg);
     if (port_taken(cfg, err, errlen))
         goto fail;
     if (resolve_io(s, err, errlen) < 0)
@@ -113,24 +120,34 @@ void mtls_server_stop(struct mtls_server *s)
         mtls_worker_request_stop(&s->workers[i]);
 }
 
-void mtls_server_reload(struct mtls_server *s)
+bool mtls_server_reload(struct mtls_server *s, const char *why)
 {
+    struct mtls_material *m;
     char err[512];
+    bool ok = true;
 
     /* Ticket keys first and apart: a key file is independent of the
      * certificates, and a failure of one keeps only its own old material. */
-    if (mtls_tickets_reload(err, sizeof(err)) < 0)
-        log_error("SIGHUP: %s; keeping the previous session ticket keys", err);
-    if (mtls_tls_ctx_reload(s->tls, err, sizeof(err)) < 0) {
+    if (mtls_tickets_reload(err, sizeof(err)) < 0) {
+        log_error("%s: %s; keeping the previous session ticket keys", why, err);
+        ok = false;
+    }
+    m = mtls_material_read(s->cfg, true, err, sizeof(err));
+    if (!m || mtls_tls_ctx_reload(s->tls, err, sizeof(err)) < 0) {
+        mtls_material_free(m);
         if (s->n_workers)
             METRIC_INC(&s->workers[0].metrics, reload_failures);
-        log_error("SIGHUP: reload failed, keeping the current certificates: %s", err);
-        return;
+        mtls_material_count_reload(false);
+        log_error("%s: reload failed, keeping the current certificates: %s", why, err);
+        return false;
     }
+    mtls_material_commit(m, s->cfg);
+    mtls_material_count_reload(ok);
     if (s->n_workers)
         METRIC_INC(&s->workers[0].metrics, reloads);
-    log_info("SIGHUP: reloaded certificate, key, --client-ca and CRLs (trust generation %llu)",
+    log_info("%s: reloaded certificate, key, --client-ca and CRLs (trust generation %llu)", why,
              (unsigned long long)mtls_verify_generation());
+    return ok;
 }
 
 unsigned mtls_server_tick(struct mtls_server *s)
@@ -163,4 +180,5 @@ void mtls_server_destroy(struct mtls_server *s)
     s->tls = NULL;
     mtls_authz_free();
     mtls_access_log_close();
+    mtls_material_shutdown();
 }

@@ -184,7 +184,9 @@ int mtls_tickets_read_file(const char *path, uint8_t (*keys)[MTLS_TICKET_KEY_SIZ
 {
     struct stat st;
     size_t want, got = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* Symlinks are followed: a Kubernetes Secret volume shows every file as
+     * NAME -> ..data/NAME. The checks below apply to the file itself. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
 
     *n = 0;
     if (fd < 0) {
@@ -199,7 +201,11 @@ int mtls_tickets_read_file(const char *path, uint8_t (*keys)[MTLS_TICKET_KEY_SIZ
         snprintf(err, errlen, "--ticket-key-file %s: not a regular file", path);
         goto fail;
     }
-    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+    /* Group read only for our own group: that is how a Kubernetes Secret
+     * volume with fsGroup (mode 0440, group = fsGroup) lets a non-root
+     * server read it. Anyone else reading the keys could forge sessions. */
+    mode_t denied = S_IRWXO | S_IWGRP | S_IXGRP | (st.st_gid == getegid() ? 0 : S_IRGRP);
+    if (st.st_mode & denied) {
         snprintf(err, errlen,
                  "--ticket-key-file %s: permissions %04o let group or others use the "
                  "ticket keys; refusing it (chmod 600 %s)",

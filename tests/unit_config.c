@@ -102,6 +102,30 @@ int main(void)
     CHECK(parse(&cfg, err, sizeof(err), REQ, "--workers", NULL) == MTLS_CONFIG_ERROR);
     CHECK(strstr(err, "needs a value") != NULL);
     CHECK(parse(&cfg, err, sizeof(err), REQ, "stray", NULL) == MTLS_CONFIG_ERROR);
+    /* issue 13: watch, probes, sandbox */
+    CHECK(parse(&cfg, err, sizeof(err), REQ, NULL) == MTLS_CONFIG_OK);
+    CHECK(cfg.watch && cfg.sandbox && !cfg.user && cfg.status_addrlen == 0);
+    CHECK(cfg.expiry_warning_s == 7 * 86400 && cfg.reload_interval_ms == 0);
+    CHECK(parse(&cfg, err, sizeof(err), REQ, "--watch", "off", "--reload-interval", "2.5",
+                "--shutdown-delay", "0", "--no-sandbox", "--user", "nobody", NULL) ==
+          MTLS_CONFIG_OK);
+    CHECK(!cfg.watch && cfg.reload_interval_ms == 2500 && cfg.shutdown_delay_ms == 0 &&
+          !cfg.sandbox && strcmp(cfg.user, "nobody") == 0);
+    CHECK(parse(&cfg, err, sizeof(err), REQ, "--watch", "maybe", NULL) == MTLS_CONFIG_ERROR);
+    CHECK(strstr(err, "--watch") != NULL);
+    CHECK(parse(&cfg, err, sizeof(err), REQ, "--status-listen", "127.0.0.1:9090", NULL) ==
+          MTLS_CONFIG_OK);
+    CHECK(cfg.status_addrlen == sizeof(struct sockaddr_in) &&
+          strcmp(cfg.status_str, "127.0.0.1:9090") == 0);
+    CHECK(parse(&cfg, err, sizeof(err), REQ, "--status-listen", "nowhere", NULL) ==
+          MTLS_CONFIG_ERROR);
+    CHECK(strstr(err, "--status-listen") != NULL);
+    CHECK(parse(&cfg, err, sizeof(err), REQ, "--listen", "127.0.0.1:9090", "--status-listen",
+                "127.0.0.1:9090", NULL) == MTLS_CONFIG_ERROR);
+    CHECK(strstr(err, "must differ") != NULL);
+    CHECK(parse(&cfg, err, sizeof(err), REQ, "--shutdown-delay", "-1", NULL) ==
+          MTLS_CONFIG_ERROR);
+    CHECK(parse(&cfg, err, sizeof(err), REQ, "--user", "", NULL) == MTLS_CONFIG_ERROR);
     CHECK(parse(&cfg, err, sizeof(err), "--help", NULL) == MTLS_CONFIG_EXIT);
     CHECK(parse(&cfg, err, sizeof(err), "--version", NULL) == MTLS_CONFIG_VERSION);
     return check_report();

@@ -228,8 +228,23 @@ int main(void)
         chmod(path, 0644);
         CHECK(mtls_tickets_read_file(path, keys, MTLS_TICKET_MAX_KEYS, &n, err, sizeof(err)) < 0);
         CHECK(strstr(err, "0644") != NULL);
+        /* group read: only for our own group (a Kubernetes fsGroup) */
         chmod(path, 0640);
+        CHECK(mtls_tickets_read_file(path, keys, MTLS_TICKET_MAX_KEYS, &n, err, sizeof(err)) == 0);
+        chmod(path, 0660);
         CHECK(mtls_tickets_read_file(path, keys, MTLS_TICKET_MAX_KEYS, &n, err, sizeof(err)) < 0);
+        chmod(path, 0640);
+        if (geteuid() == 0 && chown(path, (uid_t)-1, getegid() + 1) == 0)
+            CHECK(mtls_tickets_read_file(path, keys, MTLS_TICKET_MAX_KEYS, &n, err, sizeof(err)) < 0);
+        /* a symlink to it (a Secret volume's NAME -> ..data/NAME) */
+        {
+            char link[64];
+            snprintf(link, sizeof(link), "%s.lnk", path);
+            chmod(path, 0600);
+            CHECK(symlink(path, link) == 0);
+            CHECK(mtls_tickets_read_file(link, keys, MTLS_TICKET_MAX_KEYS, &n, err, sizeof(err)) == 0);
+            unlink(link);
+        }
         chmod(path, 0600);
         CHECK(truncate(path, 81) == 0);
         CHECK(mtls_tickets_read_file(path, keys, MTLS_TICKET_MAX_KEYS, &n, err, sizeof(err)) < 0);

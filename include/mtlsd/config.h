@@ -90,6 +90,17 @@ struct mtls_config {
     struct mtls_resume_settings resume;
     struct mtls_http_limits http;
     struct mtls_conn_settings conn;
+
+    /* Operations (issue 13): reload without signals, probes, sandbox. */
+    bool watch;                /* --watch on|off: inotify on the files' directories */
+    unsigned reload_interval_ms; /* 0: off; else re-check the files this often */
+    unsigned expiry_warning_s;
+    struct sockaddr_storage status_addr; /* --status-listen; family 0: off */
+    socklen_t status_addrlen;
+    char status_str[300];
+    unsigned shutdown_delay_ms; /* SIGTERM: /readyz 503, keep serving this long */
+    const char *user;          /* --user: setuid after binding and loading */
+    bool sandbox;              /* no_new_privs + Landlock; --no-sandbox turns off */
 };
 
 enum mtls_config_result { MTLS_CONFIG_OK, MTLS_CONFIG_EXIT, MTLS_CONFIG_VERSION, MTLS_CONFIG_ERROR };
@@ -102,6 +113,9 @@ enum mtls_config_result mtls_config_parse(struct mtls_config *cfg, int argc, cha
                                           FILE *out, char *err, size_t errlen);
 /* Parses "HOST:PORT", "[V6]:PORT" or ":PORT" into cfg->listen_addr. */
 int mtls_config_parse_listen(struct mtls_config *cfg, const char *s, char *err, size_t errlen);
+/* The same syntax into any address (`flag` names it in the error). */
+int mtls_config_parse_addr(const char *flag, const char *s, struct sockaddr_storage *addr,
+                           socklen_t *addrlen, char *err, size_t errlen);
 void mtls_config_usage(FILE *f);
 
 #endif

@@ -6,6 +6,8 @@
 #include "mtlsd/config.h"
 #include "mtlsd/worker.h"
 
+#include <stdbool.h>
+
 struct mtls_server {
     const struct mtls_config *cfg;
     struct mtls_tls_ctx *tls;
@@ -21,8 +23,9 @@ int mtls_server_init(struct mtls_server *s, const struct mtls_config *cfg, char 
                      size_t errlen);
 int mtls_server_start(struct mtls_server *s, char *err, size_t errlen);
 void mtls_server_stop(struct mtls_server *s);
-/* SIGHUP: re-reads what can change at run time; keeps serving on failure. */
-void mtls_server_reload(struct mtls_server *s);
+/* SIGHUP or a file change (`why` prefixes the log lines): re-reads what can
+ * change at run time; keeps serving on failure. True when all of it loaded. */
+bool mtls_server_reload(struct mtls_server *s, const char *why);
 /* Main thread, periodic: ticket key rotation. Returns the milliseconds
  * until the next call is due (<= 1000). */
 unsigned mtls_server_tick(struct mtls_server *s);

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* Loads --client-ca and --crl; sets up the chain cache. */
 int mtls_verify_init(const struct mtls_verify_settings *cfg, char *err, size_t errlen);
@@ -52,5 +53,9 @@ void mtls_verify_snapshot(uint64_t *generation, uint64_t *id);
  * tickets record (tickets.c). */
 uint64_t mtls_verify_trust_id(void);
 
+
+/* ASN.1 UTCTime or GeneralizedTime, with or without its tag and length,
+ * to time_t; -1 when malformed (material.c reads dates with it too). */
+time_t mtls_asn1_time(const uint8_t *p, int len);
 
 #endif
