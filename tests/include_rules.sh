@@ -30,9 +30,10 @@ rules() {
     only 'sys/epoll\.h' src/io_epoll.c
     only 'mtlsd/io_backend\.h' $IO_BACKEND
     only 'llhttp\.h' include/mtlsd/http.h
+    # (material.c reads certificate and CRL dates for reloads and metrics)
     only 'wolfssl/' include/mtlsd/wolfssl.h include/mtlsd/wolfssl_internal.h src/tickets.c \
-        src/verify.c src/identity.c include/mtlsd/identity_x509.h
-    only 'mtlsd/wolfssl\.h' $TLS_PART src/verify.c include/mtlsd/wolfssl_internal.h \
+        src/verify.c src/identity.c include/mtlsd/identity_x509.h src/material.c
+    only 'mtlsd/wolfssl\.h' $TLS_PART src/verify.c src/material.c include/mtlsd/wolfssl_internal.h \
         include/mtlsd/verify.h include/mtlsd/tickets.h include/mtlsd/sessions.h \
         include/mtlsd/identity_x509.h
     # the identity type is plain data; only its builder sees a certificate
