@@ -42,21 +42,25 @@ mkleaf() {
     rm -f "$1.csr"
 }
 
-cat > server.ext <<'X'
+# keyEncipherment means RSA key transport: meaningless for an EC key (RFC
+# 5480 3), and TLS 1.2/1.3 with ECDHE never uses it for either.
+if [ "$alg" = rsa ]; then ku=digitalSignature,keyEncipherment; else ku=digitalSignature; fi
+
+cat > server.ext <<X
 basicConstraints=critical,CA:FALSE
-keyUsage=critical,digitalSignature,keyEncipherment
+keyUsage=critical,$ku
 extendedKeyUsage=serverAuth
 subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1
 X
-cat > client.ext <<'X'
+cat > client.ext <<X
 basicConstraints=critical,CA:FALSE
-keyUsage=critical,digitalSignature,keyEncipherment
+keyUsage=critical,$ku
 extendedKeyUsage=clientAuth
 subjectAltName=URI:spiffe://mtlsd.test/client,DNS:client.mtlsd.test,email:client@mtlsd.test
 X
-cat > other.ext <<'X'
+cat > other.ext <<X
 basicConstraints=critical,CA:FALSE
-keyUsage=critical,digitalSignature,keyEncipherment
+keyUsage=critical,$ku
 extendedKeyUsage=clientAuth
 subjectAltName=URI:spiffe://other.test/intruder
 X

@@ -11,7 +11,8 @@ mkdir -p "$CACHE"
 PKGS=(build-essential cmake pkg-config dpkg-dev autoconf automake libtool
       liburing-dev node-llhttp curl openssl gnutls-bin wrk nginx-light haproxy
       lighttpd lighttpd-mod-wolfssl gnuplot-nox valgrind procps python3 ca-certificates
-      libssl-dev strace)
+      libssl-dev strace patch
+      golang-go default-jdk-headless nodejs python3-requests)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -23,6 +24,15 @@ if [ ${#missing[@]} -gt 0 ]; then
     $SUDO apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
+
+# The wolfSSL the build expects: Debian trixie's source package (the same
+# pin as the wolfssl branch: these lines are its design, kept identical so
+# the two merge as one), and the patches applied to it, in this order (each
+# says why and when to drop it). Their content is part of the cache key.
+WOLF_SUITE=trixie
+WOLF_VERSION=5.7.2-0.1+deb13u2
+WOLF_PATCHES=()
+PATCH_DIR=$(cd "$(dirname "$0")" && pwd)/patches
 
 # The configure line is chosen for this server (see README "Building wolfSSL"):
 # assembly on, only the features mtlsd uses, and no --enable-distro (its
@@ -43,7 +53,16 @@ WOLF_CFLAGS="-O2 -g -DWOLFSSL_ALWAYS_VERIFY_CB -DWOLFSSL_VERIFY_CB_ALL_CERTS \
 # buffer, so it costs about 1 KB per connection: see README "Performance".
 WOLF_CFLAGS=$(echo "$WOLF_CFLAGS" | tr -s ' ')
 
-key=$(printf '%s\n' "${WOLF_CONFIGURE[@]}" "$WOLF_CFLAGS" "v1" | sha256sum | cut -c1-12)
+# Interop (issue 14): both client certificate types in a TLS 1.2
+# CertificateRequest (patch), and the --client-ca names in it: wolfSSL sends
+# CA names (TLS 1.2 list, TLS 1.3 extension) only with the OpenSSL
+# compatibility layer (WOLFSSL_EXTRA alone does not link in 5.7.2, and the
+# TLS 1.3 extension's writer needs OPENSSL_EXTRA).
+WOLF_PATCHES+=(wolfssl-certreq-types.patch)
+WOLF_CONFIGURE+=(--enable-opensslextra)
+
+key=$( { printf '%s\n' "$WOLF_SUITE" "$WOLF_VERSION" "${WOLF_CONFIGURE[@]}" "$WOLF_CFLAGS";
+         for p in "${WOLF_PATCHES[@]}"; do cat "$PATCH_DIR/$p"; done; } | sha256sum | cut -c1-12)
 PREFIX="$CACHE/wolfssl-$key"
 
 # One build at a time (parallel test runs share the cache).
@@ -58,20 +77,24 @@ if [ ! -f "$PREFIX/.complete" ]; then
     # sources are left untouched.
     # The deb-src entry mirrors the system's own Debian source (its address
     # and suite, as apt knows them), so nothing here names a host.
-    src=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 'Created-By: Packages' \
-          'Component: main' 2>/dev/null | grep -v -e '-security' -e '-updates' | head -n 1)
-    if [ -z "$src" ]; then
+    mirror=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 'Created-By: Packages' \
+             'Component: main' 2>/dev/null | grep -v -e '-security' -e '-updates' | head -n 1 | cut -d' ' -f1)
+    if [ -z "$mirror" ]; then
         apt-get update -qq >&2
-        src=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 'Created-By: Packages' \
-              'Component: main' 2>/dev/null | grep -v -e '-security' -e '-updates' | head -n 1)
+        mirror=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 'Created-By: Packages' \
+                 'Component: main' 2>/dev/null | grep -v -e '-security' -e '-updates' | head -n 1 | cut -d' ' -f1)
     fi
-    [ -n "$src" ] || { echo "deps: apt has no Debian 'main' source to fetch wolfssl from" >&2; exit 1; }
-    echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $src main" > "$work/src.list"
+    [ -n "$mirror" ] || { echo "deps: apt has no Debian 'main' source to fetch wolfssl from" >&2; exit 1; }
+    echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $WOLF_SUITE main" > "$work/src.list"
     APTOPT=(-o "Dir::Etc::SourceList=$work/src.list" -o Dir::Etc::SourceParts=/dev/null
             -o "Dir::State::Lists=$work/lists" -o APT::Sandbox::User=root)
     apt-get "${APTOPT[@]}" update -qq >&2
-    (cd "$work" && apt-get "${APTOPT[@]}" source --download-only -qq wolfssl >&2)
-    (cd "$work" && dpkg-source -x wolfssl_*.dsc wolfssl >/dev/null)
+    (cd "$work" && apt-get "${APTOPT[@]}" source --download-only -qq "wolfssl=$WOLF_VERSION" >&2)
+    (cd "$work" && dpkg-source -x "wolfssl_${WOLF_VERSION#*:}.dsc" wolfssl >/dev/null)
+    for p in "${WOLF_PATCHES[@]}"; do
+        patch -d "$work/wolfssl" -p1 --forward --batch --quiet < "$PATCH_DIR/$p" >&2 ||
+            { echo "deps: scripts/patches/$p does not apply to wolfssl $WOLF_VERSION" >&2; exit 1; }
+    done
     (cd "$work/wolfssl" && ./autogen.sh >/dev/null 2>&1 &&
         ./configure --prefix="$PREFIX" "${WOLF_CONFIGURE[@]}" CFLAGS="$WOLF_CFLAGS" >"$work/configure.log" 2>&1 ||
         { tail -30 "$work/configure.log" >&2; exit 1; })

@@ -21,6 +21,7 @@ void mtls_config_defaults(struct mtls_config *cfg)
     cfg->workers = 0;
     cfg->pin_cpus = true;
     cfg->tls_min = 12;
+    cfg->send_ca_names = true;
     cfg->tickets = true;
     cfg->ticket_rotate_s = 3600;
     cfg->session_lifetime_s = 3600;
@@ -57,6 +58,10 @@ void mtls_config_usage(FILE *f)
         "  --client-ca FILE         PEM bundle of CAs that client certificates must\n"
         "                           chain to (intermediates may come from the client)\n"
         "  --tls-min 1.2|1.3        lowest TLS version accepted (default 1.2)\n"
+        "  --send-ca-names on|off   list the subject names of --client-ca in the\n"
+        "                           certificate request, so that clients holding\n"
+        "                           several certificates pick the right one (default\n"
+        "                           on; off for bundles too large for one message)\n"
         "\n"
         "Client identity:\n"
         "  --client-auth MODE       verify: a certificate chaining to --client-ca is\n"
@@ -180,6 +185,16 @@ static int parse_seconds(const char *name, const char *s, unsigned *out_ms, char
     return 0;
 }
 
+static int parse_on_off(const char *name, const char *s, bool *out, char *err, size_t errlen)
+{
+    if (strcmp(s, "on") == 0 || strcmp(s, "off") == 0) {
+        *out = s[1] == 'n';
+        return 0;
+    }
+    snprintf(err, errlen, "--%s: '%s' must be on or off", name, s);
+    return -1;
+}
+
 static int add_list(const char *name, const char **list, unsigned *n, const char *v,
                     char *err, size_t errlen)
 {
@@ -258,7 +273,7 @@ enum {
     OPT_CRL, OPT_CLOCK_SKEW, OPT_VERIFY_DEPTH, OPT_VERIFY_CACHE, OPT_VERIFY_CACHE_TTL,
     OPT_ALLOW, OPT_MAX_CONN_LIFETIME, OPT_ACCESS_LOG,
     OPT_TICKETS, OPT_TICKET_KEY_FILE, OPT_TICKET_ROTATE, OPT_SESSION_LIFETIME,
-    OPT_TLS13_TICKETS, OPT_TLS13_PSK_KE, OPT_SESSION_CACHE,
+    OPT_TLS13_TICKETS, OPT_TLS13_PSK_KE, OPT_SESSION_CACHE, OPT_SEND_CA_NAMES,
 };
 
 static const struct option long_opts[] = {
@@ -266,6 +281,7 @@ static const struct option long_opts[] = {
     {"key", required_argument, NULL, OPT_KEY},
     {"client-ca", required_argument, NULL, OPT_CLIENT_CA},
     {"tls-min", required_argument, NULL, OPT_TLS_MIN},
+    {"send-ca-names", required_argument, NULL, OPT_SEND_CA_NAMES},
     {"listen", required_argument, NULL, OPT_LISTEN},
     {"workers", required_argument, NULL, OPT_WORKERS},
     {"no-pin", no_argument, NULL, OPT_NO_PIN},
@@ -323,6 +339,10 @@ enum mtls_config_result mtls_config_parse(struct mtls_config *cfg, int argc, cha
                 snprintf(err, errlen, "--tls-min: '%s' must be 1.2 or 1.3", optarg);
                 return MTLS_CONFIG_ERROR;
             }
+            break;
+        case OPT_SEND_CA_NAMES:
+            if (parse_on_off("send-ca-names", optarg, &cfg->send_ca_names, err, errlen) < 0)
+                return MTLS_CONFIG_ERROR;
             break;
         case OPT_LISTEN:
             if (mtls_config_parse_listen(cfg, optarg, err, errlen) < 0)
@@ -398,14 +418,8 @@ enum mtls_config_result mtls_config_parse(struct mtls_config *cfg, int argc, cha
             }
             break;
         case OPT_TICKETS:
-            if (strcmp(optarg, "on") == 0)
-                cfg->tickets = true;
-            else if (strcmp(optarg, "off") == 0)
-                cfg->tickets = false;
-            else {
-                snprintf(err, errlen, "--tickets: '%s' must be on or off", optarg);
+            if (parse_on_off("tickets", optarg, &cfg->tickets, err, errlen) < 0)
                 return MTLS_CONFIG_ERROR;
-            }
             break;
         case OPT_TICKET_KEY_FILE: cfg->ticket_key_file = optarg; break;
         case OPT_TICKET_ROTATE:

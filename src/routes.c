@@ -255,6 +255,14 @@ int mtls_route(const struct mtls_http_request *req, const struct mtls_peer *peer
     return status;
 }
 
+int mtls_route_plain_http(struct mtls_buf *out)
+{
+    static const char body[] = "This port speaks HTTPS with client certificates (mutual TLS): "
+                               "use https:// and present a client certificate.\n";
+
+    return respond(out, 400, "text/plain", body, sizeof(body) - 1, false, true, false, NULL);
+}
+
 int mtls_route_error(int status, struct mtls_buf *out)
 {
     char body[64];

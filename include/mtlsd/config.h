@@ -21,6 +21,7 @@ struct mtls_config {
     const char *key_file;
     const char *client_ca_file;
     int tls_min;               /* 12 or 13 */
+    bool send_ca_names;        /* --client-ca subjects in the CertificateRequest */
 
     bool tickets;              /* --tickets on|off */
     const char *ticket_key_file;

@@ -29,6 +29,7 @@ struct mtls_conn {
     bool send_inflight;
     bool paused;           /* output backlog: input waits */
     bool peer_eof;         /* the peer has shut its side */
+    bool first_seen;       /* the first bytes were checked for plain HTTP */
     enum mtls_timer timer;
     uint64_t deadline_ms;
     uint64_t born_ms;

@@ -25,5 +25,7 @@ int mtls_route(const struct mtls_http_request *req, const struct mtls_peer *peer
 
 /* A response for a request that could not be parsed; always closes. */
 int mtls_route_error(int status, struct mtls_buf *out);
+/* The plain-HTTP answer for a request sent to the TLS port (400, close). */
+int mtls_route_plain_http(struct mtls_buf *out);
 
 #endif

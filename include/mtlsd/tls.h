@@ -98,6 +98,10 @@ const char *mtls_tls_version_name(const struct mtls_tls *t);
 const char *mtls_tls_cipher_name(const struct mtls_tls *t);
 bool mtls_tls_resumed(const struct mtls_tls *t);
 
+/* The first bytes of a connection: not a TLS handshake record but what an
+ * HTTP method looks like (plain HTTP sent to the TLS port). */
+bool mtls_tls_looks_like_http(const uint8_t *p, size_t n);
+
 /* For --version: library version and speed-ups built in. */
 void mtls_tls_describe(FILE *f);
 

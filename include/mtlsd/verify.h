@@ -36,4 +36,8 @@ uint64_t mtls_verify_trust_id(void);
  * is malformed or carries a name with an embedded NUL. */
 struct mtls_identity *mtls_identity_from_der(const uint8_t *der, size_t len);
 
+/* Reads one DER tag and length at p (< end): the value's start, or NULL when
+ * it does not fit. */
+const uint8_t *mtls_der_item(const uint8_t *p, const uint8_t *end, uint8_t *tag, size_t *len);
+
 #endif
