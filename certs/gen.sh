@@ -65,7 +65,9 @@ extendedKeyUsage=clientAuth
 subjectAltName=URI:spiffe://other.test/intruder
 X
 
-mkca ca "mtlsd dev CA"
+# The RSA CA's name differs: a client trusting both dev CAs (the interop
+# tests) must be able to tell them apart by name.
+if [ "$alg" = rsa ]; then mkca ca "mtlsd dev CA (RSA)"; else mkca ca "mtlsd dev CA"; fi
 mkca other-ca "untrusted CA"
 mkleaf server ca "/O=mtlsd dev/CN=localhost" server.ext
 mkleaf client ca "/O=mtlsd dev/OU=clients/CN=client" client.ext

@@ -54,11 +54,11 @@ WOLF_CFLAGS="-O2 -g -DWOLFSSL_ALWAYS_VERIFY_CB -DWOLFSSL_VERIFY_CB_ALL_CERTS \
 WOLF_CFLAGS=$(echo "$WOLF_CFLAGS" | tr -s ' ')
 
 # Interop (issue 14): both client certificate types in a TLS 1.2
-# CertificateRequest (patch), and the --client-ca names in it: wolfSSL sends
+# CertificateRequest and handshake_failure for no shared group (patches), and the --client-ca names in it: wolfSSL sends
 # CA names (TLS 1.2 list, TLS 1.3 extension) only with the OpenSSL
 # compatibility layer (WOLFSSL_EXTRA alone does not link in 5.7.2, and the
 # TLS 1.3 extension's writer needs OPENSSL_EXTRA).
-WOLF_PATCHES+=(wolfssl-certreq-types.patch)
+WOLF_PATCHES+=(wolfssl-certreq-types.patch wolfssl-no-group-alert.patch)
 WOLF_CONFIGURE+=(--enable-opensslextra)
 
 key=$( { printf '%s\n' "$WOLF_SUITE" "$WOLF_VERSION" "${WOLF_CONFIGURE[@]}" "$WOLF_CFLAGS";

@@ -245,6 +245,11 @@ static WOLFSSL_CTX *ctx_build(const struct mtls_config *cfg, char *err, size_t e
         "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
         "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
         "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+    /* The key exchange groups, both versions (README "Interop"); a client
+     * with none of them gets handshake_failure. */
+#ifdef OPENSSL_EXTRA
+    static const char groups_list[] = "X25519:P-256:P-384";
+#endif
     int groups[] = {WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_SECP384R1};
     WOLFSSL_CTX *ctx = NULL;
     int ret;
@@ -261,7 +266,13 @@ static WOLFSSL_CTX *ctx_build(const struct mtls_config *cfg, char *err, size_t e
     }
     if (wolfSSL_CTX_set_cipher_list(ctx, ciphers) != WOLFSSL_SUCCESS ||
         wolfSSL_CTX_set_groups(ctx, groups, (int)(sizeof(groups) / sizeof(groups[0]))) !=
-            WOLFSSL_SUCCESS) {
+            WOLFSSL_SUCCESS
+#ifdef OPENSSL_EXTRA
+        /* set_groups orders TLS 1.3 key shares only; this also disables
+         * every other curve for TLS 1.2 ECDHE (P-521 was accepted there). */
+        || wolfSSL_CTX_set1_groups_list(ctx, groups_list) != WOLFSSL_SUCCESS
+#endif
+    ) {
         snprintf(err, errlen, "cannot set cipher suites or groups");
         goto fail;
     }

@@ -65,15 +65,22 @@ interop_setup() {
     clients_build
 }
 
+# jlist JSON KEY -> the list value of KEY without spaces, e.g. [200,200,200]
+# ("" when absent); jerror JSON -> success when the client reported an error.
+# Plain text matching: the clients print flat JSON, and a python per case
+# would cost more than the clients themselves on a loaded machine.
+jlist() { grep -o "\"$2\": *\[[^]]*\]" <<<"$1" | head -1 | sed 's/^[^[]*//; s/ //g'; }
+jerror() { grep -q '"error": *"' <<<"$1"; }
+
 client_run() {
-    local name=$1
+    local name=$1 limit=$((120 * ${IT_SLOW%.*}))
     shift
     case $name in
-        go) timeout "$(slow 120)" "$CLIENTS/go-interop" "$@" ;;
-        java) timeout "$(slow 120)" java -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto \
+        go) timeout "$limit" "$CLIENTS/go-interop" "$@" ;;
+        java) timeout "$limit" java -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto \
                   -cp "$CLIENTS/java" Interop "$@" ;;
-        node) timeout "$(slow 120)" node "$CLIENTS_SRC/node/interop.js" "$@" ;;
-        python) timeout "$(slow 120)" $PY "$CLIENTS_SRC/python/interop.py" "$@" ;;
+        node) timeout "$limit" node "$CLIENTS_SRC/node/interop.js" "$@" ;;
+        python) timeout "$limit" $PY "$CLIENTS_SRC/python/interop.py" "$@" ;;
     esac
 }
 

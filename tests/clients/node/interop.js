@@ -14,9 +14,11 @@ const https = require('https');
 function get(agent, opts, path) {
   return new Promise((resolve, reject) => {
     const req = https.request({ ...opts, agent, path, timeout: 10000 }, (res) => {
+      // the socket goes back to the agent at the end: read it now
+      const r = { status: res.statusCode, reused: req.reusedSocket,
+        resumed: res.socket.isSessionReused(), version: res.socket.getProtocol() };
       res.resume();
-      res.on('end', () => resolve({ status: res.statusCode, reused: req.reusedSocket,
-        resumed: res.socket.isSessionReused(), version: res.socket.getProtocol() }));
+      res.on('end', () => resolve(r));
     });
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', reject);
