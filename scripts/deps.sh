@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what mtlsd needs on a Debian 12 machine and builds wolfSSL from
-# Debian's source package into a cache outside the clone.
+# Debian's source package (a pinned version from Debian 13 "trixie", see
+# WOLF_VERSION) into a cache outside the clone.
 #   scripts/deps.sh            packages + wolfSSL (idempotent, fast when cached)
 # Prints the wolfSSL install prefix on the last line of stdout.
 set -euo pipefail
@@ -25,13 +26,15 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
-# The wolfSSL the build expects: Debian trixie's source package (the same
-# pin as the wolfssl branch: these lines are its design, kept identical so
-# the two merge as one), and the patches applied to it, in this order (each
-# says why and when to drop it). Their content is part of the cache key.
+# The wolfSSL the build expects: Debian trixie's source package (5.7.2 has
+# SHA-NI code and three years of fixes over bookworm's 5.5.4). A stable
+# release's package stays fetchable; its security updates replace it, and
+# then this script stops with the versions on offer (see below).
 WOLF_SUITE=trixie
 WOLF_VERSION=5.7.2-0.1+deb13u2
-WOLF_PATCHES=()
+# Patches applied to that source, in this order (each says why and when to
+# drop it). Their content is part of the cache key.
+WOLF_PATCHES=(wolfssl-ticket-len.patch wolfssl-many-suites.patch)
 PATCH_DIR=$(cd "$(dirname "$0")" && pwd)/patches
 
 # The configure line is chosen for this server (see README "Building wolfSSL"):
@@ -54,10 +57,11 @@ WOLF_CFLAGS="-O2 -g -DWOLFSSL_ALWAYS_VERIFY_CB -DWOLFSSL_VERIFY_CB_ALL_CERTS \
 WOLF_CFLAGS=$(echo "$WOLF_CFLAGS" | tr -s ' ')
 
 # Interop (issue 14): both client certificate types in a TLS 1.2
-# CertificateRequest and handshake_failure for no shared group (patches), and the --client-ca names in it: wolfSSL sends
-# CA names (TLS 1.2 list, TLS 1.3 extension) only with the OpenSSL
-# compatibility layer (WOLFSSL_EXTRA alone does not link in 5.7.2, and the
-# TLS 1.3 extension's writer needs OPENSSL_EXTRA).
+# CertificateRequest and handshake_failure for no shared group (patches), and
+# the --client-ca names in it: wolfSSL sends CA names (TLS 1.2 list, TLS 1.3
+# extension) only with the OpenSSL compatibility layer (WOLFSSL_EXTRA alone
+# does not link in 5.7.2, and the TLS 1.3 extension's writer needs
+# OPENSSL_EXTRA).
 WOLF_PATCHES+=(wolfssl-certreq-types.patch wolfssl-no-group-alert.patch)
 WOLF_CONFIGURE+=(--enable-opensslextra)
 
@@ -74,9 +78,11 @@ if [ ! -f "$PREFIX/.complete" ]; then
     rm -rf "$work" "$PREFIX"
     mkdir -p "$work/lists/partial"
     # A private apt configuration for the deb-src entry: the system's
-    # sources are left untouched.
-    # The deb-src entry mirrors the system's own Debian source (its address
-    # and suite, as apt knows them), so nothing here names a host.
+    # sources are left untouched. The entry uses the system's own Debian
+    # mirror (its address, as apt knows it), so nothing here names a host,
+    # with the suite the pin comes from. signed-by: apt checks the suite's
+    # InRelease against the Debian archive keyring and every downloaded file
+    # against the hashes of the signed Sources index.
     mirror=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 'Created-By: Packages' \
              'Component: main' 2>/dev/null | grep -v -e '-security' -e '-updates' | head -n 1 | cut -d' ' -f1)
     if [ -z "$mirror" ]; then
@@ -89,8 +95,32 @@ if [ ! -f "$PREFIX/.complete" ]; then
     APTOPT=(-o "Dir::Etc::SourceList=$work/src.list" -o Dir::Etc::SourceParts=/dev/null
             -o "Dir::State::Lists=$work/lists" -o APT::Sandbox::User=root)
     apt-get "${APTOPT[@]}" update -qq >&2
-    (cd "$work" && apt-get "${APTOPT[@]}" source --download-only -qq "wolfssl=$WOLF_VERSION" >&2)
-    (cd "$work" && dpkg-source -x "wolfssl_${WOLF_VERSION#*:}.dsc" wolfssl >/dev/null)
+    if ! (cd "$work" && apt-get "${APTOPT[@]}" source --download-only -qq "wolfssl=$WOLF_VERSION" >&2); then
+        offered=$(apt-cache "${APTOPT[@]}" showsrc wolfssl 2>/dev/null | sed -n 's/^Version: //p' | tr '\n' ' ')
+        cat >&2 <<MSG
+deps: wolfssl $WOLF_VERSION is no longer offered by $mirror ($WOLF_SUITE).
+      On offer there: ${offered:-nothing}
+      To move the pin: set WOLF_VERSION in scripts/deps.sh to one of these,
+      read its debian/changelog, check that scripts/patches/ still apply (and
+      drop those the new version makes unnecessary), then run scripts/test.sh.
+MSG
+        exit 1
+    fi
+    # The .dsc names the tarballs with their sizes and hashes; apt checked
+    # the .dsc and the tarballs against the signed index, and here each
+    # tarball is checked against the .dsc before anything is unpacked.
+    dsc="$work/wolfssl_${WOLF_VERSION#*:}.dsc"
+    [ -f "$dsc" ] || { echo "deps: $dsc missing after apt-get source" >&2; exit 1; }
+    sed -n '/^Checksums-Sha256:/,/^[^ ]/{/^ /p}' "$dsc" | while read -r sum size file; do
+        [ "$(stat -c %s "$work/$file")" = "$size" ] &&
+            echo "$sum  $work/$file" | sha256sum --quiet -c - ||
+            { echo "deps: $file does not match $dsc" >&2; exit 1; }
+    done
+    # dpkg-source checks the .dsc's hashes again; it cannot check the
+    # uploader's signature (no debian-keyring here) and says so: that
+    # warning is kept out of the way, the archive's signature covers it.
+    (cd "$work" && dpkg-source -x "$dsc" wolfssl >"$work/dpkg-source.log" 2>&1) ||
+        { cat "$work/dpkg-source.log" >&2; exit 1; }
     for p in "${WOLF_PATCHES[@]}"; do
         patch -d "$work/wolfssl" -p1 --forward --batch --quiet < "$PATCH_DIR/$p" >&2 ||
             { echo "deps: scripts/patches/$p does not apply to wolfssl $WOLF_VERSION" >&2; exit 1; }
@@ -102,9 +132,8 @@ if [ ! -f "$PREFIX/.complete" ]; then
         { tail -30 "$work/make.log" >&2; exit 1; })
     # An install without options.h would silently use the system's header.
     [ -f "$PREFIX/include/wolfssl/options.h" ] || { echo "deps: $PREFIX lacks wolfssl/options.h" >&2; exit 1; }
-    # src/tickets.c reads two ClientHello extensions from the WOLFSSL object
-    # (the PSK key exchange modes: wolfSSL has no server-side switch to refuse
-    # psk_ke). internal.h is not installed by "make install"; it must match
+    # src/tickets.c and src/sessions.c read a few fields of the WOLFSSL
+    # object (see include/mtlsd/wolfssl_internal.h). internal.h is not installed by "make install"; it must match
     # this exact build, so it is copied from the same tree.
     cp "$work/wolfssl/wolfssl/internal.h" "$PREFIX/include/wolfssl/internal.h"
     touch "$PREFIX/.complete"

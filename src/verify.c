@@ -405,7 +405,7 @@ static struct trust *trust_load(const struct mtls_config *cfg, char *err,
         if (ok && has_uri_ip_constraints(der, (size_t)dlen)) {
             snprintf(err, errlen,
                      "--client-ca %s: certificate %u has URI or IP name constraints, which "
-                     "wolfSSL 5.5.4 cannot enforce; refusing to trust it",
+                     "wolfSSL cannot enforce; refusing to trust it",
                      cfg->client_ca_file, t->n_anchors + 1);
             goto fail;
         }
@@ -511,7 +511,7 @@ const uint8_t *mtls_der_item(const uint8_t *p, const uint8_t *end, uint8_t *tag,
     return der_item(p, end, tag, len);
 }
 
-/* wolfSSL 5.5.4 drops URI and IP subtrees when it decodes nameConstraints,
+/* wolfSSL (5.5.4, 5.7.2) drops URI and IP subtrees when it decodes nameConstraints,
  * so it cannot enforce them, and a CA limited to one SPIFFE trust domain
  * could otherwise issue any URI. We do not enforce them either: a CA that
  * has them is refused (fail closed). DNS, email and directory-name
@@ -713,8 +713,9 @@ static enum reject verify_chain(struct trust *t, const WOLFSSL_BUFFER_INFO *cert
             goto out;
         if (i > 0) {
             /* An issuer must be a CA allowed to sign certificates, within its
-             * path length, and (wolfSSL 5.5.4 checks EKU on the leaf only)
-             * with an EKU that allows client authentication if it has one. */
+             * path length, and (wolfSSL 5.5.4 and 5.7.2 check EKU on the
+             * leaf only) with an EKU that allows client authentication if it
+             * has one. */
             if (!dc[i].isCA || (dc[i].extKeyUsageSet &&
                                 !(dc[i].extKeyUsage & KEYUSE_KEY_CERT_SIGN))) {
                 r = R_USAGE;
