@@ -72,6 +72,11 @@ static char alpn_http11[] = "http/1.1";
  * practice). */
 #define CA_NAMES_MAX 16000
 
+/* CA names need wolfSSL's OpenSSL layer and its private header (the raw
+ * name); without them --send-ca-names only warns. */
+#if !defined(WOLFSSL_NO_CA_NAMES) && defined(OPENSSL_EXTRA) && defined(MTLSD_HAVE_WOLFSSL_INTERNAL)
+#define MTLS_CA_NAMES 1
+
 /* The subject Name of a DER certificate (RFC 5280 4.1.2.6) without its
  * SEQUENCE header, which is what wolfSSL writes as a CA name. */
 static const uint8_t *cert_subject(const uint8_t *der, size_t len, size_t *n)
@@ -95,6 +100,7 @@ static const uint8_t *cert_subject(const uint8_t *der, size_t len, size_t *n)
     }
     return NULL;
 }
+#endif
 
 /* --send-ca-names: the subject of every --client-ca certificate goes into
  * the CertificateRequest (TLS 1.2 certificate_authorities list, TLS 1.3
@@ -104,7 +110,7 @@ static const uint8_t *cert_subject(const uint8_t *der, size_t len, size_t *n)
  * nginx/lighttpd builds: it is set here from the certificate itself. */
 static int ca_names_set(WOLFSSL_CTX *ctx, const char *file, char *err, size_t errlen)
 {
-#if !defined(WOLFSSL_NO_CA_NAMES) && defined(OPENSSL_EXTRA) && defined(MTLSD_HAVE_WOLFSSL_INTERNAL)
+#ifdef MTLS_CA_NAMES
     FILE *f = fopen(file, "rb");
     char *pem = NULL;
     unsigned char *der = NULL;
