@@ -42,26 +42,32 @@ mkleaf() {
     rm -f "$1.csr"
 }
 
-cat > server.ext <<'X'
+# keyEncipherment means RSA key transport: meaningless for an EC key (RFC
+# 5480 3), and TLS 1.2/1.3 with ECDHE never uses it for either.
+if [ "$alg" = rsa ]; then ku=digitalSignature,keyEncipherment; else ku=digitalSignature; fi
+
+cat > server.ext <<X
 basicConstraints=critical,CA:FALSE
-keyUsage=critical,digitalSignature,keyEncipherment
+keyUsage=critical,$ku
 extendedKeyUsage=serverAuth
 subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1
 X
-cat > client.ext <<'X'
+cat > client.ext <<X
 basicConstraints=critical,CA:FALSE
-keyUsage=critical,digitalSignature,keyEncipherment
+keyUsage=critical,$ku
 extendedKeyUsage=clientAuth
 subjectAltName=URI:spiffe://mtlsd.test/client,DNS:client.mtlsd.test,email:client@mtlsd.test
 X
-cat > other.ext <<'X'
+cat > other.ext <<X
 basicConstraints=critical,CA:FALSE
-keyUsage=critical,digitalSignature,keyEncipherment
+keyUsage=critical,$ku
 extendedKeyUsage=clientAuth
 subjectAltName=URI:spiffe://other.test/intruder
 X
 
-mkca ca "mtlsd dev CA"
+# The RSA CA's name differs: a client trusting both dev CAs (the interop
+# tests) must be able to tell them apart by name.
+if [ "$alg" = rsa ]; then mkca ca "mtlsd dev CA (RSA)"; else mkca ca "mtlsd dev CA"; fi
 mkca other-ca "untrusted CA"
 mkleaf server ca "/O=mtlsd dev/CN=localhost" server.ext
 mkleaf client ca "/O=mtlsd dev/OU=clients/CN=client" client.ext

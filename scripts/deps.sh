@@ -18,7 +18,8 @@ PKGS_run=(build-essential cmake pkg-config dpkg-dev autoconf automake libtool
           liburing-dev node-llhttp patch openssl curl procps ca-certificates)
 # test: the clients the tests drive (libssl-dev builds bench/wrk-shim.c for
 # tests/integration/load_tools.sh; strace checks that bad flags open no socket).
-PKGS_test=(gnutls-bin python3 wrk libssl-dev strace python3-yaml nodejs npm)
+PKGS_test=(gnutls-bin python3 wrk libssl-dev strace python3-yaml nodejs npm
+           golang-go default-jdk-headless python3-requests)
 # bench: the servers bench/compare measures against, and its plots.
 PKGS_bench=(wrk libssl-dev python3 nginx-light haproxy lighttpd lighttpd-mod-wolfssl gnuplot-nox)
 
@@ -78,6 +79,15 @@ WOLF_CFLAGS="-O2 -g -DWOLFSSL_ALWAYS_VERIFY_CB -DWOLFSSL_VERIFY_CB_ALL_CERTS \
 # acts only when a static key is set, which mtlsd never does; without one
 # the key-share code returns before any lock (ssl.c StaticEphemeralKeyLoad).
 WOLF_CFLAGS=$(echo "$WOLF_CFLAGS" | tr -s ' ')
+
+# Interop (issue 14): both client certificate types in a TLS 1.2
+# CertificateRequest and handshake_failure for no shared group (patches), and
+# the --client-ca names in it: wolfSSL sends CA names (TLS 1.2 list, TLS 1.3
+# extension) only with the OpenSSL compatibility layer (WOLFSSL_EXTRA alone
+# does not link in 5.7.2, and the TLS 1.3 extension's writer needs
+# OPENSSL_EXTRA).
+WOLF_PATCHES+=(wolfssl-certreq-types.patch wolfssl-no-group-alert.patch)
+WOLF_CONFIGURE+=(--enable-opensslextra)
 
 key=$( { printf '%s\n' "$WOLF_SUITE" "$WOLF_VERSION" "${WOLF_CONFIGURE[@]}" "$WOLF_CFLAGS";
          for p in "${WOLF_PATCHES[@]}"; do cat "$PATCH_DIR/$p"; done; } | sha256sum | cut -c1-12)

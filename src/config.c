@@ -128,6 +128,11 @@ static const struct opt opts[] = {
         "chain to (intermediates may come from the client)"),
     CHOICE("tls-min", "1.2|1.3", tls_min, tls_versions, "1.2",
            "lowest TLS version accepted (default 1.2)"),
+    CHOICE("send-ca-names", "on|off", send_ca_names, on_off, "on",
+           "list the subject names of --client-ca in the\n"
+           "certificate request, so that clients holding\n"
+           "several certificates pick the right one (default\n"
+           "on; off for bundles too large for one message)"),
 
     HEADING("Client identity:"),
     CHOICE("client-auth", "MODE", verify.client_auth, client_auth_modes, "verify",

@@ -432,10 +432,32 @@ static void conn_pump(struct mtls_conn *c)
             conn_finish(c, true);
             return;
         } else {
-            mtls_conn_close(c, "TLS error");
+            /* The alert wolfSSL queued (a refused TLS 1.2 renegotiation, a
+             * bad record) goes out before the close: RFC 5246 7.2.2. */
+            log_debug("worker %u: fd %d: TLS error after the handshake", env->worker_id,
+                      c->io.fd);
+            conn_finish(c, false);
             return;
         }
     }
+}
+
+/* Plain HTTP sent to the TLS port: an operator's first curl gets a 400
+ * that says what is wrong (nginx does the same) instead of a silent close. */
+static void conn_plain_http(struct mtls_conn *c)
+{
+    struct mtls_conn_env *env = c->env;
+
+    METRIC_INC(env->metrics, plain_http);
+    log_debug("worker %u: fd %d: plain HTTP on the TLS port, answering 400", env->worker_id,
+              c->io.fd);
+    env->resp.len = 0;
+    if (mtls_response_plain_http(&env->resp) < 0 ||
+        mtls_buf_append(&c->out_pending, env->resp.data, env->resp.len) < 0) {
+        mtls_conn_close(c, "cannot write the plain-HTTP answer");
+        return;
+    }
+    conn_finish(c, false);
 }
 
 /* New ciphertext from the socket. */
@@ -451,6 +473,13 @@ static void conn_input(struct mtls_conn *c, const uint8_t *p, size_t n)
     }
     if (c->out_pending.cap == 0)
         buf_get(c->env, &c->out_pending);
+    if (!c->first_seen && n) {
+        c->first_seen = true;
+        if (mtls_tls_looks_like_http(p, n)) {
+            conn_plain_http(c);
+            return;
+        }
+    }
     mtls_tls_feed(c->tls, p, n);
     conn_pump(c);
     const uint8_t *rest;

@@ -100,3 +100,12 @@ int mtls_response_error(int status, struct mtls_buf *out)
 
     return mtls_response_frame(out, status, "text/plain", body, (size_t)n, false, true, false, NULL);
 }
+
+int mtls_response_plain_http(struct mtls_buf *out)
+{
+    static const char body[] = "This port speaks HTTPS with client certificates (mutual TLS): "
+                               "use https:// and present a client certificate.\n";
+
+    return mtls_response_frame(out, 400, "text/plain", body, sizeof(body) - 1, false, true,
+                               false, NULL);
+}

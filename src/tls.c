@@ -7,7 +7,7 @@
 #include "mtlsd/sessions.h"
 #include "mtlsd/tickets.h"
 #include "mtlsd/verify.h"
-#include "mtlsd/wolfssl.h"
+#include "mtlsd/wolfssl_internal.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -85,6 +85,132 @@ static int on_verify(int preverify, WOLFSSL_X509_STORE_CTX *store)
     return ok;
 }
 
+/* The only application protocol spoken. A client offering ALPN without it
+ * (h2-only gRPC) gets no_application_protocol instead of a connection it
+ * cannot use; a client offering none is served. */
+static char alpn_http11[] = "http/1.1";
+
+/* A TLS 1.2 CertificateRequest is one record and its CA list a 16-bit
+ * length: names beyond this would not fit (nginx has the same limit in
+ * practice). */
+#define CA_NAMES_MAX 16000
+
+/* CA names need wolfSSL's OpenSSL layer and its private header (the raw
+ * name); without them --send-ca-names only warns. */
+#if !defined(WOLFSSL_NO_CA_NAMES) && defined(OPENSSL_EXTRA) && defined(MTLSD_HAVE_WOLFSSL_INTERNAL)
+#define MTLS_CA_NAMES 1
+
+/* The subject Name of a DER certificate (RFC 5280 4.1.2.6) without its
+ * SEQUENCE header, which is what wolfSSL writes as a CA name. */
+static const uint8_t *cert_subject(const uint8_t *der, size_t len, size_t *n)
+{
+    const uint8_t *end = der + len, *p, *v;
+    uint8_t tag;
+    size_t l;
+    int want = 5; /* [0] version, serial, signature, issuer, validity, subject */
+
+    if (!(p = mtls_der_item(der, end, &tag, &l)) || tag != 0x30 ||
+        !(p = mtls_der_item(p, end, &tag, &l)) || tag != 0x30)
+        return NULL;
+    end = p + l;
+    for (int i = 0; (v = mtls_der_item(p, end, &tag, &l)) != NULL; i++, p = v + l) {
+        if (i == 0 && tag != 0xa0)
+            want = 4; /* a v1 certificate has no version field */
+        if (i == want) {
+            *n = l;
+            return tag == 0x30 ? v : NULL;
+        }
+    }
+    return NULL;
+}
+#endif
+
+/* --send-ca-names: the subject of every --client-ca certificate goes into
+ * the CertificateRequest (TLS 1.2 certificate_authorities list, TLS 1.3
+ * extension). Browsers, Java with several keystore entries and .NET pick
+ * their certificate by it. Names only: trust stays with verify.c.
+ * wolfSSL sends a name's raw DER, which its X509 parser fills only in
+ * nginx/lighttpd builds: it is set here from the certificate itself. */
+static int ca_names_set(WOLFSSL_CTX *ctx, const char *file, char *err, size_t errlen)
+{
+#ifdef MTLS_CA_NAMES
+    FILE *f = fopen(file, "rb");
+    char *pem = NULL;
+    unsigned char *der = NULL;
+    size_t len = 0, total = 0;
+    long sz;
+    int ret = -1, n = 0;
+    WOLF_STACK_OF(WOLFSSL_X509_NAME) *names = wolfSSL_sk_X509_NAME_new(NULL);
+
+    /* DER is shorter than its PEM: one buffer of the file's size holds any. */
+    if (!names || !f || fseek(f, 0, SEEK_END) < 0 || (sz = ftell(f)) < 0 || sz > (16L << 20) ||
+        fseek(f, 0, SEEK_SET) < 0 || !(pem = malloc((size_t)sz + 1)) ||
+        !(der = malloc((size_t)sz + 1)) || (len = fread(pem, 1, (size_t)sz, f)) != (size_t)sz) {
+        snprintf(err, errlen, "--client-ca %s: cannot read it for --send-ca-names", file);
+        goto out;
+    }
+    pem[len] = '\0';
+    for (char *p = pem; (p = strstr(p, "-----BEGIN CERTIFICATE-----")) != NULL;) {
+        char *end = strstr(p, "-----END CERTIFICATE-----");
+        const uint8_t *subj;
+        size_t slen;
+        int dlen;
+        WOLFSSL_X509_NAME *name;
+
+        if (!end)
+            break;
+        end += sizeof("-----END CERTIFICATE-----") - 1;
+        dlen = wc_CertPemToDer((const unsigned char *)p, (int)(end - p), der, (int)len,
+                               CERT_TYPE);
+        p = end;
+        if (dlen <= 0 || !(subj = cert_subject(der, (size_t)dlen, &slen)))
+            continue; /* verify.c refuses the file and says why */
+        n++;
+        if (slen == 0 || slen > sizeof(name->raw)) {
+            log_warn("--client-ca %s: certificate %d: subject name too long to send", file, n);
+            continue;
+        }
+        total += slen + 6; /* 2-byte length + SEQUENCE header */
+        if (total > CA_NAMES_MAX) {
+            snprintf(err, errlen,
+                     "--client-ca %s: its CA names exceed %d bytes, more than a certificate "
+                     "request holds: use --send-ca-names off",
+                     file, CA_NAMES_MAX);
+            goto out;
+        }
+        if (!(name = wolfSSL_X509_NAME_new())) {
+            snprintf(err, errlen, "--send-ca-names: out of memory");
+            goto out;
+        }
+        memcpy(name->raw, subj, slen);
+        name->rawLen = (int)slen;
+        if (wolfSSL_sk_X509_NAME_push(names, name) <= 0) {
+            wolfSSL_X509_NAME_free(name);
+            snprintf(err, errlen, "--send-ca-names: out of memory");
+            goto out;
+        }
+    }
+    log_debug("--send-ca-names: %d CA names, %zu bytes", n, total);
+    wolfSSL_CTX_set_client_CA_list(ctx, names); /* takes them */
+    names = NULL;
+    ret = 0;
+out:
+    if (names)
+        wolfSSL_sk_X509_NAME_pop_free(names, NULL);
+    if (f)
+        fclose(f);
+    free(pem);
+    free(der);
+    return ret;
+#else
+    (void)ctx;
+    (void)err;
+    (void)errlen;
+    log_warn("--send-ca-names: this wolfSSL build cannot send CA names (%s)", file);
+    return 0;
+#endif
+}
+
 int mtls_tls_ctx_new(struct mtls_tls_ctx **out, const struct mtls_config *cfg, char *err,
                      size_t errlen)
 {
@@ -149,6 +275,11 @@ static WOLFSSL_CTX *ctx_build(const struct mtls_config *cfg, char *err, size_t e
         "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
         "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
         "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+    /* The key exchange groups, both versions (README "Interop"); a client
+     * with none of them gets handshake_failure. */
+#ifdef OPENSSL_EXTRA
+    static const char groups_list[] = "X25519:P-256:P-384";
+#endif
     int groups[] = {WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_SECP384R1};
     WOLFSSL_CTX *ctx = NULL;
     int ret;
@@ -165,7 +296,13 @@ static WOLFSSL_CTX *ctx_build(const struct mtls_config *cfg, char *err, size_t e
     }
     if (wolfSSL_CTX_set_cipher_list(ctx, ciphers) != WOLFSSL_SUCCESS ||
         wolfSSL_CTX_set_groups(ctx, groups, (int)(sizeof(groups) / sizeof(groups[0]))) !=
-            WOLFSSL_SUCCESS) {
+            WOLFSSL_SUCCESS
+#ifdef OPENSSL_EXTRA
+        /* set_groups orders TLS 1.3 key shares only; this also disables
+         * every other curve for TLS 1.2 ECDHE (P-521 was accepted there). */
+        || wolfSSL_CTX_set1_groups_list(ctx, groups_list) != WOLFSSL_SUCCESS
+#endif
+    ) {
         snprintf(err, errlen, "cannot set cipher suites or groups");
         goto fail;
     }
@@ -189,6 +326,8 @@ static WOLFSSL_CTX *ctx_build(const struct mtls_config *cfg, char *err, size_t e
                  cfg->key_file, cfg->cert_file);
         goto fail;
     }
+    if (cfg->send_ca_names && ca_names_set(ctx, cfg->verify.client_ca_file, err, errlen) < 0)
+        goto fail;
     /* No CA is loaded into the CTX: verify.c judges client chains. */
     mtls_verify_setup(ctx, &cfg->verify, on_verify);
 
@@ -245,6 +384,12 @@ int mtls_tls_new(struct mtls_tls **out_t, struct mtls_tls_ctx *ctx, struct mtls_
     wolfSSL_SetIOReadCtx(ssl, t);
     wolfSSL_SetIOWriteCtx(ssl, t);
     wolfSSL_SetCertCbCtx(ssl, t);
+    if (wolfSSL_UseALPN(ssl, alpn_http11, sizeof(alpn_http11) - 1,
+                        WOLFSSL_ALPN_FAILED_ON_MISMATCH) != WOLFSSL_SUCCESS) {
+        wolfSSL_free(ssl);
+        t->ssl = NULL;
+        return -ENOMEM;
+    }
     return 0;
 }
 
@@ -304,6 +449,8 @@ enum mtls_tls_status mtls_tls_handshake(struct mtls_tls *t, const char **why)
     err = wolfSSL_get_error(t->ssl, ret);
     if (err == WOLFSSL_ERROR_WANT_READ)
         return MTLS_TLS_AGAIN;
+    if (err == UNKNOWN_ALPN_PROTOCOL_NAME_E)
+        METRIC_INC(t->metrics, alpn_refused);
     *why = err_string(err);
     return MTLS_TLS_ERROR;
 }
@@ -386,6 +533,21 @@ size_t mtls_tls_unread(const struct mtls_tls *t, const uint8_t **p)
 {
     *p = t->in;
     return t->in_len;
+}
+
+bool mtls_tls_looks_like_http(const uint8_t *p, size_t n)
+{
+    /* 0x16: a handshake record. A method is upper-case letters then a space;
+     * no TLS record starts with a letter, so a short prefix is enough. */
+    if (n == 0 || p[0] == 0x16)
+        return false;
+    for (size_t i = 0; i < n && i < 16; i++) {
+        if (p[i] == ' ')
+            return i > 0;
+        if (p[i] < 'A' || p[i] > 'Z')
+            return false;
+    }
+    return true;
 }
 
 void mtls_tls_describe(FILE *f)

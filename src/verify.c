@@ -518,6 +518,11 @@ static const uint8_t *der_item(const uint8_t *p, const uint8_t *end, uint8_t *ta
     return p;
 }
 
+const uint8_t *mtls_der_item(const uint8_t *p, const uint8_t *end, uint8_t *tag, size_t *len)
+{
+    return der_item(p, end, tag, len);
+}
+
 /* wolfSSL (5.5.4, 5.7.2) drops URI and IP subtrees when it decodes nameConstraints,
  * so it cannot enforce them, and a CA limited to one SPIFFE trust domain
  * could otherwise issue any URI. We do not enforce them either: a CA that

@@ -75,6 +75,7 @@ struct mtls_config {
     const char *cert_file;
     const char *key_file;
     int tls_min;               /* 12 or 13 */
+    bool send_ca_names;        /* --client-ca subjects in the CertificateRequest */
     const char *access_log;    /* NULL: off; "-": stdout */
 
     unsigned max_conns;        /* per worker */

@@ -57,6 +57,7 @@ struct mtls_conn {
     bool pending_answers;  /* out_pending holds an answer to a request */
     bool flight_answers;   /* so does the flight being sent */
     size_t unsolicited;    /* bytes TLS wrote by itself since the last answer */
+    bool first_seen;       /* the first bytes were checked for plain HTTP */
     uint64_t born_ms;
     struct mtls_link all_link;     /* in env->all */
     struct mtls_tls *tls;         /* private to the TLS part: tls.h */

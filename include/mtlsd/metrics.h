@@ -21,6 +21,8 @@
     X(tickets_issued, "session tickets issued") \
     X(tickets_unusable, "session tickets issued without an identity (it did not fit)") \
     X(handshakes_failed, "TLS handshakes that failed (including refused client certificates)") \
+    X(alpn_refused, "handshakes refused: ALPN offered without http/1.1 (e.g. h2 only)") \
+    X(plain_http, "connections that sent plain HTTP to the TLS port (answered 400)") \
     X(handshake_timeouts, "connections closed by --handshake-timeout") \
     X(idle_timeouts, "connections closed by --idle-timeout") \
     X(requests, "HTTP requests answered") \

@@ -19,4 +19,8 @@ int mtls_response_frame(struct mtls_buf *out, int status, const char *ctype, con
 /* A response for a request that could not be parsed; always closes. */
 int mtls_response_error(int status, struct mtls_buf *out);
 
+/* The 400 for plain HTTP sent to the TLS port (in clear): it tells the
+ * operator what the port speaks; always closes. */
+int mtls_response_plain_http(struct mtls_buf *out);
+
 #endif

@@ -76,6 +76,10 @@ const struct mtls_identity *mtls_tls_identity(const struct mtls_tls *t);
 bool mtls_tls_cert_presented(const struct mtls_tls *t);
 bool mtls_tls_chain_cached(const struct mtls_tls *t);
 
+/* The first bytes of a connection: not a TLS handshake record but what an
+ * HTTP method looks like (plain HTTP sent to the TLS port). */
+bool mtls_tls_looks_like_http(const uint8_t *p, size_t n);
+
 /* For --version: library version and speed-ups built in. */
 void mtls_tls_describe(FILE *f);
 

@@ -1,0 +1,3 @@
+module mtlsd.test/interop
+
+go 1.19
