@@ -137,16 +137,21 @@ st() {
     local -x OPENSSL_CONF=$M/seclevel0.cnf
     http_status "$(mcurl "$1" -i "$(url "${2:-/}")" 2>&1)"
 }
-expect() { # expect "name" CLIENT STATUS [REASONS]: one request, its status and reason counters
-    local a b
-    a=$(metrics_snap)
+# expect "name" CLIENT STATUS [REASONS]: one request, its status and reason
+# counters (since $SNAP, the metrics after the previous case)
+SNAP=""
+expect() {
+    local b
+    [ -n "$SNAP" ] || SNAP=$(metrics_snap)
     check_eq "$1 -> $3" "$(st "$2")" "$3"
     b=$(metrics_snap)
-    [ $# -ge 4 ] && check_eq "$1: reasons" "$(reason_deltas "$a" "$b")" "$4"
+    [ $# -ge 4 ] && check_eq "$1: reasons" "$(reason_deltas "$SNAP" "$b")" "$4"
+    SNAP=$b
 }
 
 cat "$PKI/ca.crt" "$M/ncroot.crt" "$M/rsaroot.crt" >"$M/review-ca.crt"
 note "---- 2.3 name constraints across the path"
+SNAP=""
 start_mtlsd --workers 1 --client-auth present --client-ca "$M/review-ca.crt" \
     --allow dns:admin.corp.example --allow dns:api.partner.example --allow cn:client \
     --allow "uri:spiffe://mtlsd.test/matrix"
@@ -166,12 +171,12 @@ expect "MD5-signed leaf (RSA root)" rsa_md5 403 " weak_key+1"
 expect "control: SHA-256-signed leaf of the same RSA root" rsa_sha256 200 ""
 
 note "---- 2.7 certificates after the verified part"
-s0=$(metrics_snap)
+s0=$SNAP
 expect "good + a self-signed junk certificate" junk1 403 " untrusted+1"
 expect "good + an untrusted CA" junk2 403 " untrusted+1"
 expect "good + itself again" junk3 403 " untrusted+1"
 expect "good + the root twice" junk4 403 " untrusted+1"
-s1=$(metrics_snap)
+s1=$SNAP
 check_eq "junk chains: nothing inserted in the cache" "$(mdelta "$s0" "$s1" mtlsd_verify_cache_inserts)" 0
 expect "good + its root" withroot 200 ""
 expect "intermediate chain + the root" interroot 200 ""
@@ -185,14 +190,16 @@ note "---- 2.9 anchors matched by key"
 for order in "rknew rkold" "rkold rknew"; do
     set -- $order
     cat "$PKI/ca.crt" "$M/$1.crt" "$M/$2.crt" >"$M/rk.crt"
-    start_mtlsd --workers 1 --client-auth present --client-ca "$M/rk.crt" --allow "uri:spiffe://mtlsd.test/matrix" \
-        --allow cn:client
+    SNAP=""
+    start_mtlsd --workers 1 --client-auth present --client-ca "$M/rk.crt" \
+        --allow "uri:spiffe://mtlsd.test/matrix" --allow cn:client
     expect "--client-ca $order: the expired old key's client" rkold_client 403 " expired+1"
     expect "--client-ca $order: the new key's client" rknew_client 200 ""
     good_200 "--client-ca $order"
     stop_mtlsd TERM
 done
 cat "$PKI/ca.crt" "$M/twa.crt" "$M/twb.crt" >"$M/tw.crt"
+SNAP=""
 start_mtlsd --workers 1 --client-auth present --client-ca "$M/tw.crt" --crl "$M/root.crl" \
     --crl "$M/twa.crl" --crl "$M/twb.crl" --allow "uri:spiffe://mtlsd.test/matrix" --allow cn:client
 for k in a b; do

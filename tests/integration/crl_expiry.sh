@@ -10,7 +10,7 @@
 . "$(dirname "$0")/pki.bash"
 
 make_pki_matrix
-life=$(slow 8)
+life=$(slow 12)
 life=${life%.*}
 openssl ca -batch -config "$M/cadb/ca.cnf" -gencrl -crlsec "$life" -out "$T/short.crl" \
     >>"$T/crl.log" 2>&1 || { fail "openssl ca -gencrl -crlsec" "$(cat "$T/crl.log")"; finish; }
@@ -31,10 +31,15 @@ sess() {
 # /metrics public: past nextUpdate no client is authorized any more
 start_mtlsd --workers 1 --client-auth present --crl "$T/short.crl" --idle-timeout 300 \
     --public-path /metrics
+# in_time CHECK ARGS...: a check of something done before nextUpdate, skipped
+# when this machine was too slow to do it in time
+in_time() {
+    if [ "$(date +%s)" -lt "$due" ]; then "$@"; else skip "too slow, past nextUpdate: $2"; fi
+}
 w=$(ccurl "$(url /whoami)" 2>&1)
-check_eq "before nextUpdate: verified (not cached)" "$(jget "$w" 'j["chain_cached"]')" false
+in_time check_eq "before nextUpdate: verified (not cached)" "$(jget "$w" 'j["chain_cached"]')" false
 w=$(ccurl "$(url /whoami)" 2>&1)
-check_eq "before nextUpdate: a cache hit" "$(jget "$w" 'j["chain_cached"]')" true
+in_time check_eq "before nextUpdate: a cache hit" "$(jget "$w" 'j["chain_cached"]')" true
 # a connection that asks once now and once after nextUpdate
 req='GET / HTTP/1.1\r\nHost: localhost\r\n\r\n'
 itc req --data "$req$req" --chunk 35 --delay "$((due - $(date +%s) + 2))" --expect 2 --stop \
@@ -42,12 +47,12 @@ itc req --data "$req$req" --chunk 35 --delay "$((due - $(date +%s) + 2))" --expe
 IT_BG_PIDS+=($!)
 for v in 1.3 1.2 1.2id; do
     out=$(sess $v "$T/s$v.pem")
-    check_contains "before nextUpdate: TLS$v s_client -> /whoami" "$out" '"chain_cached":'
+    in_time check_contains "before nextUpdate: TLS$v s_client -> /whoami" "$out" '"chain_cached":'
     out=$(sess $v "$T/s$v.pem.2" "$T/s$v.pem")
-    check_contains "before nextUpdate: TLS$v resumes" "$out" "Reused, "
+    in_time check_contains "before nextUpdate: TLS$v resumes" "$out" "Reused, "
 done
 left=$((due - $(date +%s)))
-check "the steps before nextUpdate took less than the CRL's life ($left s left)" test "$left" -ge 1
+note "$left s left before nextUpdate"
 
 while [ "$(date +%s)" -le $((due + 1)) ]; do sleep 0.2; done
 note "---- past nextUpdate"
@@ -64,7 +69,12 @@ check_eq "past nextUpdate: refusals are CRL ones (+ the /metrics read)" \
     "$(reason_deltas "$s0" "$s1")" " crl+5"
 wait "${IT_BG_PIDS[0]}"
 ka=$(cat "$T/keepalive.json")
-check_eq "a connection opened before: 200, then 403 past nextUpdate" \
-    "$(jget "$ka" 'j["statuses"]')" "[200, 403]"
+if [ "$left" -ge 1 ]; then
+    check_eq "a connection opened before: 200, then 403 past nextUpdate" \
+        "$(jget "$ka" 'j["statuses"]')" "[200, 403]"
+else
+    check_eq "a connection opened (too late) before: 403 past nextUpdate" \
+        "$(jget "$ka" 'j["statuses"][-1]')" 403
+fi
 check "server still alive" server_alive
 finish
