@@ -44,6 +44,24 @@ static bool port_taken(const struct mtls_config *cfg, char *err, size_t errlen)
     return true;
 }
 
+/* --io: auto probes io_uring (the ring, its features, the buffer ring)
+ * and falls back to epoll, saying why; io_uring refuses without it. */
+static int resolve_io(struct mtls_server *s, char *err, size_t errlen)
+{
+    struct mtls_io_params p;
+    char why[400] = "";
+
+    mtls_worker_io_params(s->cfg, &p);
+    if (mtls_io_resolve(s->cfg->io, &p, &s->io, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "--io io_uring: %s", why);
+        return -1;
+    }
+    if (s->cfg->io == MTLS_IO_AUTO && s->io == MTLS_IO_EPOLL)
+        log_warn("io_uring unavailable (%s): serving on epoll", why);
+    mtls_metrics_set_io_backend(mtls_io_backend_name(s->io));
+    return 0;
+}
+
 int mtls_server_init(struct mtls_server *s, const struct mtls_config *cfg, char *err,
                      size_t errlen)
 {
@@ -53,13 +71,14 @@ int mtls_server_init(struct mtls_server *s, const struct mtls_config *cfg, char 
         readable("--key", cfg->key_file, err, errlen) < 0 ||
         readable("--client-ca", cfg->verify.client_ca_file, err, errlen) < 0)
         return -1;
-    mtls_conn_configure(&cfg->conn);
     if (mtls_authz_init(&cfg->authz, err, errlen) < 0 ||
         mtls_access_log_open(cfg->access_log, err, errlen) < 0)
         return -1;
     if (mtls_tls_ctx_new(&s->tls, cfg, err, errlen) < 0)
         return -1;
     if (port_taken(cfg, err, errlen))
+        goto fail;
+    if (resolve_io(s, err, errlen) < 0)
         goto fail;
     /* Workers are 64-byte aligned: their counters never share a line. */
     s->workers = aligned_alloc(64, ((sizeof(struct mtls_worker) * cfg->workers + 63) / 64) * 64);
@@ -68,7 +87,7 @@ int mtls_server_init(struct mtls_server *s, const struct mtls_config *cfg, char 
         goto fail;
     }
     for (unsigned i = 0; i < cfg->workers; i++) {
-        if (mtls_worker_init(&s->workers[i], i, cfg, s->tls, err, errlen) < 0)
+        if (mtls_worker_init(&s->workers[i], i, cfg, s->io, s->tls, err, errlen) < 0)
             goto fail;
         s->n_workers++;
     }

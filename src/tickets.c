@@ -345,9 +345,9 @@ void mtls_resume_count_refusal(struct mtls_tls *t, int reason)
     if (reason <= MTLS_REFUSE_NONE || reason >= MTLS_REFUSE_COUNT)
         reason = MTLS_REFUSE_BAD; /* fail closed on an unknown reason */
     log_debug("resumption refused: %s", why[reason]);
-    /* wolfSSL calls the ticket callback once per offered ticket per
-     * candidate cipher suite (tls13.c CheckPreSharedKeys): count a refusal
-     * once per connection. */
+    /* wolfSSL may call the ticket callback for several offered tickets
+     * (5.5.4: also once per candidate cipher suite; tls13.c
+     * CheckPreSharedKeys): count a refusal once per connection. */
     if (!t || !t->metrics || t->ticket_refused)
         return;
     t->ticket_refused = true;
@@ -437,26 +437,37 @@ static bool tls13_psk_has_dhe(WOLFSSL *ssl)
 #endif
 }
 
-/* TLS 1.2: asks wolfSSL to send a fresh ticket in this (resumed) handshake.
- * WOLFSSL_TICKET_RET_CREATE is meant for that, but wolfSSL 5.5.4 loses it
- * (DoDecryptTicket returns 0 for both OK and CREATE, internal.c), so a
- * client resuming under the previous key would never be moved to the
- * current one and would fall back to a full handshake one period later.
- * This does what TLSX_SessionTicket_Parse does for CREATE (tls.c). */
-static void tls12_renew(WOLFSSL *ssl)
+#ifdef MTLSD_HAVE_WOLFSSL_INTERNAL
+static bool within(const uint8_t *p, size_t n, const void *buf, size_t len)
+{
+    uintptr_t a = (uintptr_t)p, b = (uintptr_t)buf;
+
+    return buf && a >= b && a - b <= len && n <= len - (a - b);
+}
+#endif
+
+/* Does the ticket, with its MAC after it (n bytes from `enc`), lie within
+ * what the client sent? wolfSSL 5.5.4 to 5.7.2 bound the claimed length by
+ * their own maximum only (scripts/patches/wolfssl-ticket-len.patch fixes the
+ * library we build); this check keeps the callback from reading past the
+ * ClientHello if that check is ever missing. A TLS 1.3 ticket is a PSK
+ * identity (its own allocation); a TLS 1.2 ticket lies in the record being
+ * parsed, or in the reassembled message when the ClientHello spanned
+ * records. Without internal.h it cannot be told: trust the library. */
+static bool ticket_in_bounds(WOLFSSL *ssl, const uint8_t *enc, size_t n)
 {
 #ifdef MTLSD_HAVE_WOLFSSL_INTERNAL
-    TLSX *ext;
+    TLSX *ext = TLSX_Find(ssl->extensions, TLSX_PRE_SHARED_KEY);
 
-    if (TLSX_UseSessionTicket(&ssl->extensions, NULL, ssl->heap) != WOLFSSL_SUCCESS)
-        return;
-    ext = TLSX_Find(ssl->extensions, TLSX_SESSION_TICKET);
-    if (ext) {
-        ext->resp = 1;                  /* empty ticket extension in ServerHello */
-        ssl->options.createTicket = 1;  /* then a NewSessionTicket */
-    }
+    for (PreSharedKey *psk = ext ? ext->data : NULL; psk; psk = psk->next)
+        if (within(enc, n, psk->identity, psk->identityLen))
+            return true;
+    if (within(enc, n, ssl->buffers.inputBuffer.buffer, ssl->buffers.inputBuffer.length))
+        return true;
+    return ssl->arrays && within(enc, n, ssl->arrays->pendingMsg, ssl->arrays->pendingMsgSz);
 #else
-    (void)ssl;
+    (void)ssl, (void)enc, (void)n;
+    return true;
 #endif
 }
 
@@ -576,7 +587,7 @@ static int ticket_decrypt(WOLFSSL *ssl, struct mtls_tls *t, const uint8_t name[1
     struct mtls_identity *id;
     size_t len = (size_t)in_len, pad, it_len;
     const uint8_t *rec;
-    uint64_t gen;
+    uint64_t gen, tag;
     int64_t auth;
     int idx, reason, ret = WOLFSSL_TICKET_RET_REJECT;
     bool tls13 = wolfSSL_GetVersion(ssl) == WOLFSSL_TLSV1_3;
@@ -584,8 +595,21 @@ static int ticket_decrypt(WOLFSSL *ssl, struct mtls_tls *t, const uint8_t name[1
     idx = key_lookup(name, key);
     if (idx < 0)
         REFUSE(t, MTLS_REFUSE_UNKNOWN_KEY);
-    if (in_len <= 0 || len > sizeof(plain) || len % AES_BLOCK != 0 ||
+    if (in_len <= 0 ||  len > sizeof(plain) || len % AES_BLOCK != 0 ||
         mac_ticket(key, name, iv, ticket, len, want) < 0 || !equal_ct(want, mac, sizeof(want)))
+        REFUSE(t, MTLS_REFUSE_BAD);
+    /* One ticket per handshake. wolfSSL tries the client's PSK identities
+     * for each candidate suite in turn and may resume with an earlier one
+     * than the last we accepted (or reject one after we accepted it: a TLS
+     * 1.2 ticket offered as a TLS 1.3 PSK fails wolfSSL's version check),
+     * while the identity we restore is the last one accepted: a client
+     * holding its own ticket and someone else's (TLS 1.2 sends tickets in
+     * clear) would resume as the other. So once a ticket is accepted, only
+     * the same ticket again (a second ClientHello after a
+     * HelloRetryRequest) is. */
+    memcpy(&tag, mac, sizeof(tag));
+    if (t->ticket_identity && t->ticket_kind != MTLS_RESUME_TLS12_SESSION_ID &&
+        tag != t->ticket_tag)
         REFUSE(t, MTLS_REFUSE_BAD);
     if (aes_cbc(key, iv, plain, ticket, len, false) < 0)
         REFUSE(t, MTLS_REFUSE_BAD);
@@ -619,21 +643,19 @@ static int ticket_decrypt(WOLFSSL *ssl, struct mtls_tls *t, const uint8_t name[1
         mtls_identity_free(id);
         REFUSE(t, reason);
     }
-    /* The last ticket the callback accepts is the one wolfSSL resumes with:
-     * it tries the client's PSK identities in order and stops at the first
-     * whose checks pass after the callback (tls13.c DoPreSharedKeys). */
     mtls_identity_free(t->ticket_identity);
     t->ticket_identity = id;
+    t->ticket_tag = tag;
     t->ticket_trust = gen;
     t->ticket_auth_time = auth;
     t->ticket_kind = tls13 ? MTLS_RESUME_TLS13_TICKET : MTLS_RESUME_TLS12_TICKET;
     memcpy(ticket, plain, it_len);
     *out_len = (int)it_len;
-    /* TLS 1.2: a ticket under an older key gets a fresh one (TLS 1.3 sends a
-     * new ticket on every resumption anyway, and resumes only on RET_OK). */
-    if (!tls13 && idx > 0)
-        tls12_renew(ssl);
-    ret = WOLFSSL_TICKET_RET_OK;
+    /* TLS 1.2: a ticket under an older key gets a fresh one, so a client
+     * that keeps resuming moves to the current key (TLS 1.3 sends a new
+     * ticket on every resumption anyway, and resumes only on RET_OK).
+     * wolfSSL 5.5.4 treated CREATE as OK (no renewal); 5.7.2 honours it. */
+    ret = !tls13 && idx > 0 ? WOLFSSL_TICKET_RET_CREATE : WOLFSSL_TICKET_RET_OK;
 out:
     explicit_bzero(key, sizeof(key));
     explicit_bzero(plain, sizeof(plain));
@@ -652,6 +674,12 @@ static int on_ticket(WOLFSSL *ssl, unsigned char key_name[WOLFSSL_TICKET_NAME_SZ
         return enc ? WOLFSSL_TICKET_RET_FATAL : WOLFSSL_TICKET_RET_REJECT;
     if (enc)
         return ticket_encrypt(ssl, t, key_name, iv, mac, ticket, in_len, out_len);
+    /* wolfSSL's ExternalTicket: the MAC follows the ciphertext. */
+    if (in_len <= 0 || mac != ticket + in_len ||
+        !ticket_in_bounds(ssl, ticket, (size_t)in_len + WOLFSSL_TICKET_MAC_SZ)) {
+        mtls_resume_count_refusal(t, MTLS_REFUSE_BAD);
+        return WOLFSSL_TICKET_RET_REJECT;
+    }
     return ticket_decrypt(ssl, t, key_name, iv, mac, ticket, in_len, out_len);
 }
 

@@ -24,6 +24,7 @@
  * non-2xx answer (unless --allow-errors); 2 usage or set-up error. */
 #define _GNU_SOURCE
 #include "mtlsd/wolfssl.h"
+#include <wolfssl/wolfcrypt/random.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -163,6 +164,7 @@ struct opts {
     int group;
     const char *ciphers;
     bool tickets, close_notify, json, verbose, quiet, allow_errors, psk_ke_only;
+    bool reuse_key_share;
 };
 
 /* Immutable after start-up, shared by the workers. */
@@ -1107,6 +1109,8 @@ static void usage(FILE *f)
             "      --no-tickets       TLS 1.2: resume by session ID instead of tickets\n"
             "      --psk-ke-only      TLS 1.3: offer only psk_ke (resumption without\n"
             "                         (EC)DHE), to test that a server refuses it\n"
+            "      --reuse-key-share  one X25519 key share for all connections (no\n"
+            "                         forward secrecy; a cheaper client for benchmarks)\n"
             "      --no-close-notify  close without sending close_notify\n"
             "HTTP:\n"
             "      --host H --port P --path P   instead of the URL (default 127.0.0.1 443 /)\n"
@@ -1233,7 +1237,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
 {
     enum {
         OPT_CERT = 256, OPT_KEY, OPT_CACERT, OPT_HOST, OPT_PORT, OPT_PATH, OPT_SNI, OPT_TLS, OPT_GROUP, OPT_CIPHERS,
-        OPT_NO_TICKETS, OPT_PSK_KE_ONLY, OPT_NO_CN, OPT_JSON, OPT_ALLOW, OPT_TIMEOUT, OPT_DATA,
+        OPT_NO_TICKETS, OPT_PSK_KE_ONLY, OPT_REUSE_KS, OPT_NO_CN, OPT_JSON, OPT_ALLOW, OPT_TIMEOUT, OPT_DATA,
     };
     static const struct option lo[] = {
         {"mode", required_argument, NULL, 'm'},
@@ -1260,6 +1264,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
         {"ciphers", required_argument, NULL, OPT_CIPHERS},
         {"no-tickets", no_argument, NULL, OPT_NO_TICKETS},
         {"psk-ke-only", no_argument, NULL, OPT_PSK_KE_ONLY},
+        {"reuse-key-share", no_argument, NULL, OPT_REUSE_KS},
         {"no-close-notify", no_argument, NULL, OPT_NO_CN},
         {"json", no_argument, NULL, OPT_JSON},
         {"verbose", no_argument, NULL, 'v'},
@@ -1350,6 +1355,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
         case OPT_CIPHERS: o->ciphers = optarg; break;
         case OPT_NO_TICKETS: o->tickets = false; break;
         case OPT_PSK_KE_ONLY: o->psk_ke_only = true; break;
+        case OPT_REUSE_KS: o->reuse_key_share = true; break;
         case OPT_NO_CN: o->close_notify = false; break;
         case OPT_JSON: o->json = true; break;
         case 'v': o->verbose = true; break;
@@ -1430,6 +1436,37 @@ static void build_request(const struct opts *o)
     free(one);
 }
 
+/* One X25519 private key for every connection's key share: the client's
+ * key generation (about half its X25519 cost) is paid once. Loaded as a
+ * static ephemeral key (PKCS#8, RFC 8410), which needs a wolfSSL built with
+ * WOLFSSL_STATIC_EPHEMERAL (scripts/deps.sh does). */
+static void reuse_key_share(const struct opts *o)
+{
+#ifdef WOLFSSL_STATIC_EPHEMERAL
+    static const uint8_t pkcs8[16] = {0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06,
+                                      0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20};
+    uint8_t der[48];
+    WC_RNG rng;
+
+    if (o->group != WOLFSSL_ECC_X25519 || o->tls != 13)
+        die("%s", "--reuse-key-share works with --tls 1.3 --group x25519 only");
+    memcpy(der, pkcs8, sizeof pkcs8);
+    if (wc_InitRng(&rng) != 0 || wc_RNG_GenerateBlock(&rng, der + 16, 32) != 0)
+        die("%s", "cannot generate the key share");
+    wc_FreeRng(&rng);
+    der[16] &= 248; /* X25519 clamping (little-endian scalar) */
+    der[47] = (uint8_t)((der[47] & 127) | 64);
+    if (wolfSSL_CTX_set_ephemeral_key(g.ctx, WC_PK_TYPE_CURVE25519, (const char *)der,
+                                      sizeof der, WOLFSSL_FILETYPE_ASN1) != 0) /* 0: ok */
+        die("%s", "wolfSSL refused the static X25519 key share");
+    explicit_bzero(der, sizeof der);
+#else
+    (void)o;
+    die("%s", "--reuse-key-share needs wolfSSL built with WOLFSSL_STATIC_EPHEMERAL "
+              "(scripts/deps.sh)");
+#endif
+}
+
 static void setup_tls(const struct opts *o)
 {
     WOLFSSL_METHOD *m = o->tls == 13 ? wolfTLSv1_3_client_method() : wolfTLSv1_2_client_method();
@@ -1463,6 +1500,8 @@ static void setup_tls(const struct opts *o)
         groups[ng++] = WOLFSSL_ECC_SECP256R1;
     if (o->group != WOLFSSL_ECC_SECP384R1)
         groups[ng++] = WOLFSSL_ECC_SECP384R1;
+    if (o->reuse_key_share)
+        reuse_key_share(o);
     if (o->tls == 13) {
         if (wolfSSL_CTX_set_groups(g.ctx, groups, ng) != WOLFSSL_SUCCESS)
             die("%s", "cannot set the key exchange groups");

@@ -24,7 +24,8 @@ struct mtls_identity {
     uint8_t sha256[32];         /* of the leaf certificate's DER */
     time_t not_before;
     time_t not_after;
-    time_t valid_until;         /* earliest notAfter of the verified chain */
+    time_t valid_until;         /* earliest notAfter of the verified chain and
+                                 * nextUpdate of the CRLs it was checked under */
     int refs;                   /* shared by the chain cache and connections */
     unsigned n_san;
     const struct mtls_san *san;

@@ -59,6 +59,8 @@ extern uint64_t mtls_ticket_key_rotations;
 
 /* Registers a worker's counters before the workers start. */
 void mtls_metrics_register(struct mtls_metrics *m);
+/* The I/O backend that serves (a static string), shown by /metrics. */
+void mtls_metrics_set_io_backend(const char *name);
 /* Prometheus text exposition of the sums. */
 int mtls_metrics_render(struct mtls_buf *out);
 /* The sum over workers of the counter at `offset` in struct mtls_metrics. */

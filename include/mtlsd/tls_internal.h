@@ -31,6 +31,7 @@ struct mtls_tls {
     uint64_t ticket_trust;            /* trust id it was verified under */
     int64_t ticket_auth_time;         /* when that full handshake happened */
     enum mtls_tls_resume ticket_kind; /* where it came from */
+    uint64_t ticket_tag;              /* MAC prefix of the accepted ticket */
     uint64_t generation;              /* trust generation and id when this */
     uint64_t trust_id;                /* connection started: a reload during
                                          the handshake makes its tickets

@@ -1,6 +1,6 @@
 /* wolfSSL's private header, for the two places that need the library's
- * internals (tickets.c: the client's PSK key exchange modes and the TLS 1.2
- * ticket renewal; sessions.c: a session's ID). scripts/deps.sh installs it
+ * internals (tickets.c: the client's PSK key exchange modes and where the
+ * received ticket lies; sessions.c: a session's ID). scripts/deps.sh installs it
  * from the same source tree as the library, so its layouts match;
  * MTLSD_HAVE_WOLFSSL_INTERNAL is left undefined when it is missing (a
  * system library), and those features turn themselves off. */

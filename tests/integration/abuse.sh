@@ -5,13 +5,15 @@
 # 1. KeyUpdate flood. A TLS 1.3 client that sends KeyUpdates (each asking for
 #    one in return) and never reads made the server queue every answer: its
 #    memory grew without bound (~88 MB a minute). Output produced without a
-#    request is now bounded like any other (the connection stops being read).
+#    request is now bounded like any other (the connection stops being read),
+#    and a connection that sends ~150 KeyUpdates without a request is closed
+#    (tests/integration/timeouts.sh checks that bound).
 #    tests/tools/ku_flood floods; the server's VmRSS is sampled meanwhile.
 # 2. Slowloris. Each received byte restarted the --idle-timeout timer, so a
 #    request head sent a byte at a time held a connection forever. The timer
 #    now restarts only when an answer has been sent: a request must arrive
 #    within --idle-timeout. A keep-alive client that keeps asking is not cut.
-# 3. URI name constraints. wolfSSL 5.5.4 drops URI (and IP) subtrees when it
+# 3. URI name constraints. wolfSSL (5.5.4, 5.7.2) drops URI (and IP) subtrees when it
 #    decodes nameConstraints, so an intermediate limited to one SPIFFE trust
 #    domain could issue identities in any other. Such a CA is now refused:
 #    presented in a chain (handshake refused, mtlsd_verify_rejected_usage) or
@@ -42,7 +44,7 @@ rss0=$(rss_kb)
 # sides hold ~10 MB, so a server that keeps reading must keep the rest. (Before
 # the fix all of them were sent and the server grew ~3 MB/s; 200,000 are
 # absorbed by the socket buffers and do not show the bug.) A fixed server stops
-# reading and ku_flood stops once a send blocks for 2 s.
+# reading or closes, and ku_flood stops once a send blocks for 2 s or fails.
 KU_N=3000000
 timeout "$(slow 25)" "$KU_FLOOD" 127.0.0.1 "$PORT" "$PKI/client.crt" "$PKI/client.key" \
     "$PKI/ca.crt" "$KU_N" 3 >"$T/ku.out" 2>&1 &

@@ -38,6 +38,12 @@ else
     j=$("${L[@]}" "${GOOD[@]}" --mode resume -c 1 --tls 1.2 --no-tickets --requests 40 --json -q "$U"); rc=$?
     check "mtls-load resume TLS 1.2 session IDs: resumed > 0 ($(jget "$j" 'j["resumed"]'), rc $rc)" \
         test "$(jget "$j" 'j["resumed"]')" -gt 0
+    # the benchmark's cheap client: one reused X25519 key share, no server check
+    j=$("$MTLS_LOAD" --insecure --reuse-key-share "${GOOD[@]}" --mode new -n 20 --json -q "$U"); rc=$?
+    check_eq "mtls-load --reuse-key-share --insecure new: exit 0, 20 ok, 0 errors" \
+        "$rc $(jget "$j" '[j["ok"], j["errors"]]')" "0 [20, 0]"
+    "$MTLS_LOAD" --reuse-key-share --tls 1.2 "${GOOD[@]}" --insecure -n 1 -q "$U" 2>/dev/null; rc=$?
+    check_eq "mtls-load --reuse-key-share --tls 1.2: usage error (exit 2)" "$rc" 2
     # open model: a fixed rate, bounded in time
     j=$("${L[@]}" "${GOOD[@]}" --mode keepalive --connections 2 --rate 200 --duration 1 --json -q "$U"); rc=$?
     check_eq "mtls-load --rate 200 -d 1: exit 0, 0 errors" "$rc $(jget "$j" 'j["errors"]')" "0 0"
@@ -77,7 +83,10 @@ if [ -x "$MTLSD_SRC/bench/compare" ] && [ -z "${IT_ASAN:-}" ] && ! ldd "$MTLSD" 
         --duration 1 --rate 200 --idle 50 --build "$MTLSD_BUILD" --out "$T/compare" 2>&1); rc=$?
     check_eq "bench/compare --quick --servers mtlsd: exit 0" "$rc" 0
     check "bench/compare wrote a Markdown table" test -s "$T/compare/latest.md"
-    check "bench/compare: a row per mode for mtlsd" test "$(grep -c '^| mtlsd |' "$T/compare/latest.md")" -ge 5
+    check "bench/compare: a row per mode for mtlsd" test "$(grep -c '^| mtlsd |' "$T/compare/latest.md")" -ge 7
+    check_contains "bench/compare: fixed-rate handshake rows" "$(cat "$T/compare/latest.md")" "| mtlsd | new@"
+    check_contains "bench/compare: the saturation check is reported" "$(cat "$T/compare/latest.md")" \
+        "closed-loop rows below 0.9 server utilisation"
 fi
 
 if [ -f "$MTLSD_BUILD/libwrk-mtls.so" ] && command -v wrk >/dev/null; then

@@ -2,7 +2,10 @@
 # --handshake-timeout and --idle-timeout: a stalled handshake (nothing sent,
 # part of a ClientHello, a whole ClientHello and then silence) and an idle
 # keep-alive connection are closed after about the timeout: not at once and
-# not never. Active connections are not. /metrics counts them.
+# not never. Active connections are not. /metrics counts them. TLS 1.3
+# KeyUpdates are not activity: only an answered request restarts the idle
+# timer (issue 10, 2.1), and a connection sending KeyUpdates without
+# requests is closed after a bounded number.
 . "$(dirname "$0")/lib.sh"
 
 make_pki
@@ -53,10 +56,55 @@ r=$(itc req --quiet "$(slow 8)" --data 'GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ')
 check_eq "half-sent request: closed by the server" "$(jget "$r" 'j["closed"]')" true
 check_range "half-sent request: closed within the idle timeout" "$(jget "$r" 'j["elapsed_after_send"]')" $lo "$hi"
 
+# KeyUpdates (openssl s_client's K: update_requested, so each gets one back)
+# every 0.3 s and no request: closed by the idle timeout, not kept open by the
+# replies. (Before the fix the connection lived as long as the KeyUpdates.)
+# kus N DELAY HOLD: N KeyUpdates DELAY s apart, stdin then open HOLD s more;
+# prints s_client's seconds to exit, then its count of KeyUpdates sent.
+kus() {
+    local t0 t1
+    t0=$(date +%s.%N)
+    (for ((k = 0; k < $1; k++)); do echo K; sleep "$2"; done; sleep "$3") |
+        timeout "$(slow 60)" openssl s_client -connect "127.0.0.1:$PORT" -servername localhost \
+            -CAfile "$PKI/ca.crt" -cert "$PKI/client.crt" -key "$PKI/client.key" -tls1_3 \
+            >"$T/ku.out" 2>&1
+    t1=$(date +%s.%N)
+    echo "$($PY -c "print(round($t1 - $t0, 2))") $(grep -c KEYUPDATE "$T/ku.out")"
+}
+r=($(kus "$($PY -c "print(int(40 * $IT_SLOW))")" 0.3 0))
+check_range "KeyUpdate every 0.3 s, no request: closed by --idle-timeout 1" "${r[0]}" $lo "$hi"
+check_range "... after a few KeyUpdates (not all $((40 * ${IT_SLOW%.*})))" "${r[1]}" 1 $((15 * ${IT_SLOW%.*}))
+
 m1=$(metrics_snap)
 ht=$(( $(mval "$m1" mtlsd_handshake_timeouts) - $(mval "$m0" mtlsd_handshake_timeouts) ))
 it=$(( $(mval "$m1" mtlsd_idle_timeouts) - $(mval "$m0" mtlsd_idle_timeouts) ))
 check_eq "mtlsd_handshake_timeouts +3" "$ht" 3
-check_eq "mtlsd_idle_timeouts +3 (keep-alive, no request, half-sent request)" "$it" 3
+check_eq "mtlsd_idle_timeouts +4 (keep-alive, no request, half-sent request, KeyUpdates)" "$it" 4
 good_200
+
+# A KeyUpdate flood without requests is bounded per connection (~150 between
+# two answers) even when the idle timeout is long.
+stop_mtlsd TERM
+start_mtlsd --workers 1 --idle-timeout 60 --log-level debug
+r=($(kus 400 0.005 "$(slow 20)"))
+check_range "400 KeyUpdates, no request: closed long before the idle timeout" "${r[0]}" 0 "$(slow 15)"
+check_range "... after ~150 of them" "${r[1]}" 100 200
+check_contains "... and the log says why" "$(cat "$MTLSD_LOG")" "too many KeyUpdates without a request"
+# Requests between them reset the count: 3 x 100 KeyUpdates, each batch
+# followed by a request, all answered on one connection.
+for b in 1 2 3; do
+    for ((k = 0; k < 100; k++)); do echo K; done
+    printf 'GET /healthz HTTP/1.1\nHost: x\n\n'
+done > "$T/ku-req.in"
+(while IFS= read -r l; do printf '%s\n' "$l"; [ "$l" = K ] && sleep 0.005; done <"$T/ku-req.in"
+    sleep "$(slow 2)") |
+    timeout "$(slow 60)" openssl s_client -crlf -connect "127.0.0.1:$PORT" -servername localhost \
+        -CAfile "$PKI/ca.crt" -cert "$PKI/client.crt" -key "$PKI/client.key" -tls1_3 \
+        >"$T/ku-req.out" 2>&1
+check_eq "3 x (100 KeyUpdates + a request) on one connection: 3 answers" \
+    "$(grep -c '^HTTP/1.1 200' "$T/ku-req.out")" 3
+# (s_client sends one KeyUpdate per read of its input: a few lines merge)
+check_range "... with more KeyUpdates than one connection may send without requests" \
+    "$(grep -c KEYUPDATE "$T/ku-req.out")" 200 300
+good_200 "after the KeyUpdate flood"
 finish
