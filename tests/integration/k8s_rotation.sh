@@ -10,6 +10,7 @@
 # Valid clients see zero failed requests; the process never restarts.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/kube.bash"
+IT_WATCH=1 # mtlsd's default: the file watch on
 . "$(dirname "$0")/pki.bash"
 
 make_pki

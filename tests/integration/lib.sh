@@ -150,11 +150,15 @@ except OSError:
 
 # start_mtlsd [mtlsd flags...]: uses $PKI (make_pki first) and a fresh free
 # port (or $PORT when IT_FIXED_PORT=1); --listen defaults to 127.0.0.1:$PORT.
-# SRV_CERT, SRV_KEY, SRV_CLIENT_CA override the PKI files.
+# SRV_CERT, SRV_KEY, SRV_CLIENT_CA override the PKI files. Adds --watch off
+# unless the test sets IT_WATCH=1 or passes --watch itself.
 # Waits (bounded) for "listening". Sets MTLSD_PID, MTLSD_LOG, PORT.
 start_mtlsd() {
-    local try listen_given=0 a
-    for a in "$@"; do [ "$a" = --listen ] && listen_given=1; done
+    local try listen_given=0 watch_given=0 a
+    for a in "$@"; do
+        [ "$a" = --listen ] && listen_given=1
+        case "$a" in --watch | --watch=*) watch_given=1 ;; esac
+    done
     for try in 1 2 3; do
         [ "${IT_FIXED_PORT:-0}" = 1 ] || PORT=$(free_port)
         MTLSD_LOG=$T/mtlsd.$PORT.$try.log
@@ -162,6 +166,10 @@ start_mtlsd() {
         local args=(--cert "${SRV_CERT:-$PKI/server.crt}" --key "${SRV_KEY:-$PKI/server.key}"
             --client-ca "${SRV_CLIENT_CA:-$PKI/ca.crt}")
         [ $listen_given = 0 ] && args+=(--listen "127.0.0.1:$PORT")
+        # Most tests rewrite a file and then send SIGHUP, checking the state
+        # in between: the file watch (default on) would reload at once.
+        # Tests of the watch set IT_WATCH=1 to get mtlsd's default.
+        [ $watch_given = 0 ] && [ "${IT_WATCH:-0}" != 1 ] && args+=(--watch off)
         "$MTLSD" "${args[@]}" "$@" >"$MTLSD_LOG" 2>&1 &
         MTLSD_PID=$!
         local i limit

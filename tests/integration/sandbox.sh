@@ -7,6 +7,7 @@
 # after binding (when the test runs as root).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/kube.bash"
+IT_WATCH=1 # mtlsd's default: the file watch on
 
 make_pki
 landlock_abi() {
