@@ -11,7 +11,7 @@ mkdir -p "$CACHE"
 PKGS=(build-essential cmake pkg-config dpkg-dev autoconf automake libtool
       liburing-dev node-llhttp curl openssl gnutls-bin wrk nginx-light haproxy
       lighttpd lighttpd-mod-wolfssl gnuplot-nox valgrind procps python3 ca-certificates
-      libssl-dev strace)
+      libssl-dev strace zlib1g-dev)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -2,6 +2,7 @@
  * what to fix. Nothing here opens a socket; file checks happen in server.c. */
 #include "mtlsd/config.h"
 #include "mtlsd/log.h"
+#include "mtlsd/proxy_headers.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,6 +41,11 @@ void mtls_config_defaults(struct mtls_config *cfg)
     cfg->recv_buffers = 256;
     cfg->recv_buffer_size = 16384;
     cfg->log_level = MTLS_LOG_INFO;
+    cfg->upstream_connect_timeout_ms = 2000;
+    cfg->upstream_timeout_ms = 30000;
+    cfg->upstream_idle_ms = 60000;
+    cfg->upstream_conns = 64;
+    cfg->client_cert_headers = MTLS_CERT_HEADER_RFC9440;
 }
 
 void mtls_config_usage(FILE *f)
@@ -132,6 +138,24 @@ void mtls_config_usage(FILE *f)
         "  --idle-timeout S         close connections idle this long (default 60)\n"
         "  --shutdown-grace S       on SIGTERM/SIGINT, time in-flight requests get\n"
         "                           before connections are closed (default 5)\n"
+        "\n"
+        "Reverse proxy (forward every authorized request to an application):\n"
+        "  --upstream URL           http://HOST:PORT (IPv4, [IPv6] or a name resolved\n"
+        "                           at start) or unix:/path/to.sock; the built-in\n"
+        "                           routes are then served only under --builtin-prefix\n"
+        "  --builtin-prefix PREFIX  with --upstream: serve the built-in routes under\n"
+        "                           PREFIX (e.g. /.mtlsd gives /.mtlsd/whoami)\n"
+        "  --client-cert-header H   identity headers sent upstream (repeatable):\n"
+        "                           rfc9440 (Client-Cert, Client-Cert-Chain; default),\n"
+        "                           xfcc (X-Forwarded-Client-Cert), none. Inbound\n"
+        "                           copies are always removed\n"
+        "  --strip-header NAME      also remove this request header (repeatable)\n"
+        "  --upstream-connect-timeout S  connect timeout (default 2); then 502\n"
+        "  --upstream-timeout S     time to the response head (default 30); then 504\n"
+        "  --upstream-idle S        pooled connections idle longer are closed\n"
+        "                           (default 60)\n"
+        "  --upstream-conns N       idle keep-alive upstream connections kept per\n"
+        "                           worker (default 64)\n"
         "\n"
         "Other:\n"
         "  --log-level LEVEL        error, warn, info or debug (default info)\n"
@@ -259,6 +283,8 @@ enum {
     OPT_ALLOW, OPT_MAX_CONN_LIFETIME, OPT_ACCESS_LOG,
     OPT_TICKETS, OPT_TICKET_KEY_FILE, OPT_TICKET_ROTATE, OPT_SESSION_LIFETIME,
     OPT_TLS13_TICKETS, OPT_TLS13_PSK_KE, OPT_SESSION_CACHE,
+    OPT_UPSTREAM, OPT_UPSTREAM_CONNECT_TIMEOUT, OPT_UPSTREAM_TIMEOUT, OPT_UPSTREAM_IDLE,
+    OPT_UPSTREAM_CONNS, OPT_CLIENT_CERT_HEADER, OPT_STRIP_HEADER, OPT_BUILTIN_PREFIX,
 };
 
 static const struct option long_opts[] = {
@@ -296,6 +322,14 @@ static const struct option long_opts[] = {
     {"allow", required_argument, NULL, OPT_ALLOW},
     {"max-conn-lifetime", required_argument, NULL, OPT_MAX_CONN_LIFETIME},
     {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
+    {"upstream", required_argument, NULL, OPT_UPSTREAM},
+    {"upstream-connect-timeout", required_argument, NULL, OPT_UPSTREAM_CONNECT_TIMEOUT},
+    {"upstream-timeout", required_argument, NULL, OPT_UPSTREAM_TIMEOUT},
+    {"upstream-idle", required_argument, NULL, OPT_UPSTREAM_IDLE},
+    {"upstream-conns", required_argument, NULL, OPT_UPSTREAM_CONNS},
+    {"client-cert-header", required_argument, NULL, OPT_CLIENT_CERT_HEADER},
+    {"strip-header", required_argument, NULL, OPT_STRIP_HEADER},
+    {"builtin-prefix", required_argument, NULL, OPT_BUILTIN_PREFIX},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -489,6 +523,75 @@ enum mtls_config_result mtls_config_parse(struct mtls_config *cfg, int argc, cha
         case OPT_ACCESS_LOG:
             cfg->access_log = optarg;
             break;
+        case OPT_UPSTREAM:
+            if (mtls_config_parse_upstream(cfg, optarg, err, errlen) < 0)
+                return MTLS_CONFIG_ERROR;
+            break;
+        case OPT_UPSTREAM_CONNECT_TIMEOUT:
+            if (parse_seconds("upstream-connect-timeout", optarg,
+                              &cfg->upstream_connect_timeout_ms, err, errlen) < 0)
+                return MTLS_CONFIG_ERROR;
+            break;
+        case OPT_UPSTREAM_TIMEOUT:
+            if (parse_seconds("upstream-timeout", optarg, &cfg->upstream_timeout_ms, err,
+                              errlen) < 0)
+                return MTLS_CONFIG_ERROR;
+            break;
+        case OPT_UPSTREAM_IDLE:
+            if (parse_seconds("upstream-idle", optarg, &cfg->upstream_idle_ms, err, errlen) < 0)
+                return MTLS_CONFIG_ERROR;
+            break;
+        case OPT_UPSTREAM_CONNS:
+            if (parse_uint("upstream-conns", optarg, 0, 100000, &v, err, errlen) < 0)
+                return MTLS_CONFIG_ERROR;
+            cfg->upstream_conns = (unsigned)v;
+            break;
+        case OPT_CLIENT_CERT_HEADER: {
+            unsigned bit = strcmp(optarg, "rfc9440") == 0 ? MTLS_CERT_HEADER_RFC9440
+                         : strcmp(optarg, "xfcc") == 0    ? MTLS_CERT_HEADER_XFCC
+                         : strcmp(optarg, "none") == 0    ? 0
+                                                          : ~0u;
+            if (bit == ~0u) {
+                snprintf(err, errlen, "--client-cert-header: '%s' must be rfc9440, xfcc or none",
+                         optarg);
+                return MTLS_CONFIG_ERROR;
+            }
+            if (!cfg->client_cert_header_set)
+                cfg->client_cert_headers = 0; /* the first one replaces the default */
+            if ((bit == 0 && cfg->client_cert_headers) ||
+                (bit && cfg->client_cert_header_set && !cfg->client_cert_headers)) {
+                snprintf(err, errlen, "--client-cert-header none cannot be combined with "
+                                      "rfc9440 or xfcc");
+                return MTLS_CONFIG_ERROR;
+            }
+            cfg->client_cert_headers |= bit;
+            cfg->client_cert_header_set = true;
+            break;
+        }
+        case OPT_STRIP_HEADER:
+            if (!optarg[0] || optarg[strspn(optarg, "abcdefghijklmnopqrstuvwxyz"
+                                                    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                                                    "!#$%&'*+-.^_`|~")]) {
+                snprintf(err, errlen, "--strip-header: '%s' is not a header name", optarg);
+                return MTLS_CONFIG_ERROR;
+            }
+            if (add_list("strip-header", cfg->strip_headers, &cfg->n_strip_headers, optarg, err,
+                         errlen) < 0)
+                return MTLS_CONFIG_ERROR;
+            break;
+        case OPT_BUILTIN_PREFIX: {
+            size_t n = strlen(optarg);
+            if (optarg[0] != '/' || n < 2 || optarg[n - 1] == '/' || n > 200 ||
+                strpbrk(optarg, "?#% ")) {
+                snprintf(err, errlen,
+                         "--builtin-prefix: '%s' must be a path like /.mtlsd (starting with /, "
+                         "not ending with /)",
+                         optarg);
+                return MTLS_CONFIG_ERROR;
+            }
+            cfg->builtin_prefix = optarg;
+            break;
+        }
         case 'h':
             mtls_config_usage(out);
             return MTLS_CONFIG_EXIT;
@@ -518,9 +621,74 @@ enum mtls_config_result mtls_config_parse(struct mtls_config *cfg, int argc, cha
                  "rotate by rewriting the file and sending SIGHUP");
         return MTLS_CONFIG_ERROR;
     }
+    if (cfg->builtin_prefix && !cfg->upstream) {
+        snprintf(err, errlen, "--builtin-prefix applies with --upstream only (without it the "
+                              "built-in routes are served at /)");
+        return MTLS_CONFIG_ERROR;
+    }
     if (cfg->workers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         cfg->workers = n > 0 ? (unsigned)n : 1;
     }
     return MTLS_CONFIG_OK;
+}
+
+int mtls_config_parse_upstream(struct mtls_config *cfg, const char *s, char *err, size_t errlen)
+{
+    const char *hp, *colon, *end;
+    size_t hn;
+    char *e;
+    unsigned long port;
+
+    if (strncmp(s, "unix:", 5) == 0) {
+        /* sockaddr_un's path holds 107 bytes and a NUL. */
+        if (s[5] != '/' || strlen(s + 5) > 107) {
+            snprintf(err, errlen, "--upstream: '%s' must be unix:/absolute/path (at most 107 "
+                                  "bytes)", s);
+            return -1;
+        }
+        cfg->upstream = s;
+        cfg->upstream_unix = s + 5;
+        return 0;
+    }
+    if (strncmp(s, "http://", 7) != 0)
+        goto bad;
+    hp = s + 7;
+    end = hp + strcspn(hp, "/");
+    if (*end && strcmp(end, "/") != 0) {
+        snprintf(err, errlen, "--upstream: '%s': a path prefix is not supported (the "
+                              "request target is forwarded as received)", s);
+        return -1;
+    }
+    if (*hp == '[') {
+        const char *rb = memchr(hp, ']', (size_t)(end - hp));
+        if (!rb || rb[1] != ':')
+            goto bad;
+        hn = (size_t)(rb - hp - 1);
+        colon = rb + 1;
+        hp++;
+    } else {
+        colon = memchr(hp, ':', (size_t)(end - hp));
+        if (!colon)
+            goto bad;
+        hn = (size_t)(colon - hp);
+    }
+    if (hn == 0 || hn >= sizeof(cfg->upstream_host))
+        goto bad;
+    errno = 0;
+    port = strtoul(colon + 1, &e, 10);
+    if (errno || e != end || e == colon + 1 || port == 0 || port > 65535)
+        goto bad;
+    memcpy(cfg->upstream_host, hp, hn);
+    cfg->upstream_host[hn] = '\0';
+    snprintf(cfg->upstream_port, sizeof(cfg->upstream_port), "%lu", port);
+    cfg->upstream = s;
+    cfg->upstream_unix = NULL;
+    return 0;
+bad:
+    snprintf(err, errlen,
+             "--upstream: '%s' must be http://HOST:PORT (HOST an IPv4 address, [IPv6 "
+             "address] or a name) or unix:/path/to.sock",
+             s);
+    return -1;
 }

@@ -56,6 +56,22 @@ struct mtls_config {
     unsigned recv_buffers;     /* per worker, a power of two */
     unsigned recv_buffer_size;
     int log_level;
+
+    /* Reverse proxy (issue 11): with --upstream every authorized request is
+     * forwarded; the built-in routes answer only under --builtin-prefix. */
+    const char *upstream;           /* as given; NULL: no proxy */
+    const char *upstream_unix;      /* unix:/path: the path */
+    char upstream_host[256];        /* http://HOST:PORT: HOST (no brackets) */
+    char upstream_port[8];
+    unsigned upstream_connect_timeout_ms;
+    unsigned upstream_timeout_ms;   /* to the response head */
+    unsigned upstream_idle_ms;      /* idle pooled connections closed after this */
+    unsigned upstream_conns;        /* idle keep-alive connections kept per worker */
+    unsigned client_cert_headers;   /* MTLS_CERT_HEADER_* bits (proxy_headers.h) */
+    bool client_cert_header_set;
+    const char *strip_headers[MTLS_MAX_LIST];
+    unsigned n_strip_headers;
+    const char *builtin_prefix;     /* NULL: built-in routes off with --upstream */
 };
 
 enum mtls_config_result { MTLS_CONFIG_OK, MTLS_CONFIG_EXIT, MTLS_CONFIG_VERSION, MTLS_CONFIG_ERROR };
@@ -68,5 +84,8 @@ enum mtls_config_result mtls_config_parse(struct mtls_config *cfg, int argc, cha
 /* Parses "HOST:PORT", "[V6]:PORT" or ":PORT" into cfg->listen_addr. */
 int mtls_config_parse_listen(struct mtls_config *cfg, const char *s, char *err, size_t errlen);
 void mtls_config_usage(FILE *f);
+/* Parses --upstream's value into cfg (syntax only; names are resolved when
+ * the server starts). */
+int mtls_config_parse_upstream(struct mtls_config *cfg, const char *s, char *err, size_t errlen);
 
 #endif
