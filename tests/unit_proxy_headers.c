@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define H(n, v) {n, sizeof(n) - 1, v, sizeof(v) - 1}
+#define H(n, v) {n, v, sizeof(n) - 1, sizeof(v) - 1}
 
 static const char *text(struct mtls_buf *b)
 {
@@ -100,7 +100,7 @@ static void test_strip_and_forward(void)
                              "Transfer-Encoding: chunked\r\n\r\n") == 0);
 
     /* A value with a NUL, CR or LF is refused, also in XFF / Via. */
-    struct mtls_header nul[] = {{"X-A", 3, "a\0b", 3}};
+    struct mtls_header nul[] = {{"X-A", "a\0b", 3, 3}};
     struct mtls_header lf[] = {H("Via", "a\nb")};
     out.len = 0;
     CHECK(mtls_proxy_request_head(&cfg, "GET", "/", 1, nul, 1, NULL, &fi, &out) == 400);
@@ -127,7 +127,7 @@ static void test_response_head(void)
     out.len = 0;
     CHECK(mtls_proxy_response_head(200, "OK", 2, h, 1, &fr, &out) == 0);
     CHECK(strstr(text(&out), "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"));
-    struct mtls_header bad[] = {{"X-A", 3, "a\rb", 3}};
+    struct mtls_header bad[] = {{"X-A", "a\rb", 3, 3}};
     out.len = 0;
     CHECK(mtls_proxy_response_head(200, "OK", 2, bad, 1, &fr, &out) == 502);
     mtls_buf_free(&out);

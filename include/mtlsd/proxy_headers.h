@@ -17,11 +17,12 @@
 #define MTLS_CERT_HEADER_RFC9440 0x1u
 #define MTLS_CERT_HEADER_XFCC 0x2u
 
-/* One header field as received (not NUL-terminated). */
+/* One header field as received (not necessarily NUL-terminated); the
+ * layout of http.h's struct mtls_http_header on the groundwork branch. */
 struct mtls_header {
     const char *name;
-    size_t name_len;
     const char *value;
+    size_t name_len;
     size_t value_len;
 };
 
