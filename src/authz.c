@@ -21,7 +21,7 @@ struct rule {
 
 static struct rule *rules;
 static unsigned n_rules;
-static const struct mtls_config *config;
+static struct mtls_authz_settings settings;
 
 static int hexval(char c)
 {
@@ -34,14 +34,14 @@ static int hexval(char c)
     return -1;
 }
 
-int mtls_authz_init(const struct mtls_config *cfg, char *err, size_t errlen)
+int mtls_authz_init(const struct mtls_authz_settings *cfg, char *err, size_t errlen)
 {
     static const struct { const char *prefix; enum kind kind; } kinds[] = {
         {"cn:", A_CN}, {"ou:", A_OU}, {"dns:", A_DNS}, {"uri:", A_URI},
         {"email:", A_EMAIL}, {"sha256:", A_SHA256},
     };
 
-    config = cfg;
+    settings = *cfg;
     if (!cfg->n_allow)
         return 0;
     rules = calloc(cfg->n_allow, sizeof(*rules));
@@ -105,9 +105,9 @@ void mtls_authz_free(void)
 
 bool mtls_authz_public(const char *path, size_t len)
 {
-    for (unsigned i = 0; config && i < config->n_public_paths; i++) {
-        size_t n = strlen(config->public_paths[i]);
-        if (len >= n && memcmp(path, config->public_paths[i], n) == 0)
+    for (unsigned i = 0; i < settings.n_public_paths; i++) {
+        size_t n = strlen(settings.public_paths[i]);
+        if (len >= n && memcmp(path, settings.public_paths[i], n) == 0)
             return true;
     }
     return false;

@@ -9,7 +9,8 @@
  *   bytes that cannot be processed yet are copied to in_left. */
 #include "mtlsd/conn.h"
 #include "mtlsd/log.h"
-#include "mtlsd/routes.h"
+#include "mtlsd/handler.h"
+#include "mtlsd/response.h"
 #include "mtlsd/access_log.h"
 
 #include <arpa/inet.h>
@@ -27,12 +28,54 @@
 #define OUT_HIGH (256u * 1024)
 #define OUT_LOW (64u * 1024)
 /* Input kept while paused: what the multishot receive had already taken
- * before its cancellation landed, at most the worker's whole buffer ring.
- * More than that cannot arrive; the check is a guard, not flow control. */
-#define IN_LEFT_MAX(w) ((size_t)(w)->cfg->recv_buffers * (w)->cfg->recv_buffer_size + 65536)
+ * before its cancellation landed, at most the worker's whole buffer ring
+ * (settings.max_unread). More than that cannot arrive; the check is a
+ * guard, not flow control. */
+static struct mtls_conn_settings settings;
+
+void mtls_conn_configure(const struct mtls_conn_settings *s)
+{
+    settings = *s;
+}
 
 static void conn_flush(struct mtls_conn *c);
 static void conn_pump(struct mtls_conn *c);
+static void conn_finish(struct mtls_conn *c, bool notify);
+static void conn_resume(struct mtls_conn *c);
+static void conn_log(struct mtls_conn *c, const struct mtls_http_request *req,
+                     const struct mtls_peer *peer, int status, size_t bytes);
+
+/* The exchange's view of the connection (handler.h). */
+static int exchange_write(struct mtls_exchange *x, const void *p, size_t n)
+{
+    struct mtls_conn *c = x->owner;
+    return mtls_tls_write(&c->tls, p, n);
+}
+
+static void exchange_end(struct mtls_exchange *x, int status)
+{
+    struct mtls_conn *c = x->owner;
+
+    if (status == 403)
+        METRIC_INC(&c->w->metrics, forbidden);
+    if (mtls_access_log_enabled())
+        conn_log(c, &c->req, &c->peer, status, x->bytes);
+    if (!x->pending || c->state != MTLS_CONN_ACTIVE)
+        return; /* answered at once: conn_http goes on */
+    /* Answered later: the input that waited is parsed now. */
+    if (x->close)
+        conn_finish(c, true);
+    else if (c->out_pending.len + c->out_flight.len < OUT_HIGH)
+        conn_resume(c);
+    conn_flush(c);
+}
+
+static const struct mtls_exchange_ops exchange_ops = {exchange_write, exchange_end};
+
+static int conn_on_body(void *ctx, const uint8_t *p, size_t n)
+{
+    return mtls_exchange_body(&((struct mtls_conn *)ctx)->x, p, n);
+}
 
 struct mtls_conn *mtls_conn_new(struct mtls_worker *w, int fd)
 {
@@ -52,6 +95,10 @@ struct mtls_conn *mtls_conn_new(struct mtls_worker *w, int fd)
     }
     c->born_ms = w->now_ms;
     mtls_http_init(&c->http, &w->limits);
+    mtls_http_set_body(&c->http, conn_on_body, c);
+    c->x.ops = &exchange_ops;
+    c->x.owner = c;
+    c->x.scratch = &w->resp;
     c->state = MTLS_CONN_HANDSHAKE;
     mtls_list_push_back(&w->all, &c->all_link);
     w->nconns++;
@@ -96,6 +143,7 @@ void mtls_conn_close(struct mtls_conn *c, const char *why)
     if (why)
         log_debug("worker %u: closing fd %d: %s", w->id, c->fd, why);
     c->state = MTLS_CONN_DEAD;
+    mtls_exchange_abort(&c->x); /* a handler still answering lets go */
     mtls_worker_timer_clear(w, c);
     w->nconns--;
     METRIC_DEC(&w->metrics, connections_open);
@@ -211,7 +259,6 @@ static bool conn_http(struct mtls_conn *c, const uint8_t *p, size_t n)
 {
     struct mtls_worker *w = c->w;
     struct mtls_http_request req;
-    struct mtls_peer peer;
     size_t used;
     int status = 0;
 
@@ -223,9 +270,10 @@ static bool conn_http(struct mtls_conn *c, const uint8_t *p, size_t n)
             return true;
         w->resp.len = 0;
         if (r == MTLS_HTTP_ERROR) {
+            mtls_exchange_abort(&c->x);
             METRIC_INC(&w->metrics, bad_requests);
             log_debug("worker %u: fd %d: bad request, answering %d", w->id, c->fd, status);
-            if (mtls_route_error(status, &w->resp) < 0 ||
+            if (mtls_response_error(status, &w->resp) < 0 ||
                 mtls_tls_write(&c->tls, w->resp.data, w->resp.len) < 0) {
                 mtls_conn_close(c, "cannot write error response");
                 return false;
@@ -233,26 +281,40 @@ static bool conn_http(struct mtls_conn *c, const uint8_t *p, size_t n)
             conn_finish(c, true);
             return false;
         }
+        if (r == MTLS_HTTP_HEAD) {
+            /* Authorization and the handler, once per request. */
+            c->peer.identity = c->tls.identity;
+            c->peer.chain_cached = c->tls.chain_cached;
+            c->peer.tls_version = mtls_tls_version_name(&c->tls);
+            c->peer.cipher = mtls_tls_cipher_name(&c->tls);
+            c->peer.worker = w->id;
+            c->peer.resumed = mtls_tls_resumed(&c->tls);
+            if (mtls_exchange_head(&c->x, &req, &c->peer) < 0) {
+                mtls_conn_close(c, "handler failed");
+                return false;
+            }
+            continue;
+        }
         /* --max-conn-lifetime: the answer closes an old connection. */
         bool closing = !req.keep_alive || w->stopping ||
-                       (w->cfg->max_conn_lifetime_ms &&
-                        w->now_ms - c->born_ms >= w->cfg->max_conn_lifetime_ms);
-        peer.identity = c->tls.identity;
-        peer.chain_cached = c->tls.chain_cached;
-        peer.tls_version = mtls_tls_version_name(&c->tls);
-        peer.cipher = mtls_tls_cipher_name(&c->tls);
-        peer.worker = w->id;
-        peer.resumed = mtls_tls_resumed(&c->tls);
+                       (settings.max_conn_lifetime_ms &&
+                        w->now_ms - c->born_ms >= settings.max_conn_lifetime_ms);
         METRIC_INC(&w->metrics, requests);
-        status = mtls_route(&req, &peer, closing, &w->resp);
-        if (status < 0 || mtls_tls_write(&c->tls, w->resp.data, w->resp.len) < 0) {
+        c->req = req;
+        enum mtls_handler_result hr = mtls_exchange_request(&c->x, &req, closing);
+        if (hr == MTLS_HANDLER_FAIL) {
             mtls_conn_close(c, "cannot write response");
             return false;
         }
-        if (status == 403)
-            METRIC_INC(&w->metrics, forbidden);
-        if (mtls_access_log_enabled())
-            conn_log(c, &req, &peer, status, w->resp.len);
+        if (hr == MTLS_HANDLER_PENDING && c->x.pending) {
+            /* Input waits for the answer (pipelined answers stay in order). */
+            if (n && mtls_buf_append(&c->plain_left, p, n) < 0) {
+                mtls_conn_close(c, "out of memory");
+                return false;
+            }
+            conn_pause(c);
+            return false;
+        }
         if (closing) {
             conn_finish(c, true);
             return false;
@@ -340,7 +402,7 @@ static void conn_input(struct mtls_conn *c, const uint8_t *p, size_t n)
         c->state == MTLS_CONN_DEAD)
         return; /* discard: we are on our way out */
     if (c->paused) {
-        if (c->in_left.len + n > IN_LEFT_MAX(c->w) || mtls_buf_append(&c->in_left, p, n) < 0)
+        if (c->in_left.len + n > settings.max_unread || mtls_buf_append(&c->in_left, p, n) < 0)
             mtls_conn_close(c, "input backlog over limit while paused");
         return;
     }
@@ -396,6 +458,23 @@ void mtls_conn_on_recv(struct mtls_conn *c, int res, unsigned flags)
     }
 }
 
+/* Input goes on after a pause: what was kept first, then the socket. */
+static void conn_resume(struct mtls_conn *c)
+{
+    struct mtls_worker *w = c->w;
+    struct mtls_buf left = c->in_left;
+
+    c->paused = false;
+    memset(&c->in_left, 0, sizeof(c->in_left));
+    conn_input(c, left.data, left.len);
+    mtls_buf_free(&left);
+    if (!c->paused && !c->recv_armed && c->state == MTLS_CONN_ACTIVE) {
+        mtls_ring_recv(&w->ring, c->fd, c);
+        c->recv_armed = true;
+        c->refs++;
+    }
+}
+
 void mtls_conn_on_send(struct mtls_conn *c, int res)
 {
     struct mtls_worker *w = c->w;
@@ -422,21 +501,12 @@ void mtls_conn_on_send(struct mtls_conn *c, int res)
                     mtls_worker_buf_put(w, &c->out_pending);
                 }
                 if (w->stopping && c->state == MTLS_CONN_ACTIVE && !c->paused &&
-                    mtls_http_idle(&c->http) && c->out_pending.len == 0) {
+                    mtls_http_idle(&c->http) && !c->x.active && c->out_pending.len == 0) {
                     /* Stopping: this was the last answer; don't wait for
                      * the grace period to end an idle connection. */
                     conn_finish(c, true);
-                } else if (c->paused && c->out_pending.len < OUT_LOW) {
-                    c->paused = false;
-                    struct mtls_buf left = c->in_left;
-                    memset(&c->in_left, 0, sizeof(c->in_left));
-                    conn_input(c, left.data, left.len);
-                    mtls_buf_free(&left);
-                    if (!c->paused && !c->recv_armed && c->state == MTLS_CONN_ACTIVE) {
-                        mtls_ring_recv(&w->ring, c->fd, c);
-                        c->recv_armed = true;
-                        c->refs++;
-                    }
+                } else if (c->paused && !c->x.pending && c->out_pending.len < OUT_LOW) {
+                    conn_resume(c);
                 }
                 conn_flush(c);
             }
@@ -468,7 +538,8 @@ void mtls_conn_drain(struct mtls_conn *c)
 {
     if (c->state == MTLS_CONN_HANDSHAKE) {
         mtls_conn_close(c, "shutting down");
-    } else if (c->state == MTLS_CONN_ACTIVE && mtls_http_idle(&c->http) && !c->paused &&
+    } else if (c->state == MTLS_CONN_ACTIVE && mtls_http_idle(&c->http) && !c->x.active &&
+               !c->paused &&
                !c->send_inflight && c->out_pending.len == 0) {
         conn_finish(c, true);
     }

@@ -30,8 +30,10 @@ static int on_message_begin(llhttp_t *p)
     struct mtls_http *h = HTTP_FROM_PARSER(p);
 
     h->target.len = 0;
-    h->field_len = 0;
-    h->field_long = false;
+    h->fields.len = 0;
+    h->spans.len = 0;
+    h->headers.len = 0;
+    h->field_start = 0;
     h->header_count = 0;
     h->host_count = 0;
     h->header_bytes = 0;
@@ -52,39 +54,52 @@ static int on_url(llhttp_t *p, const char *at, size_t n)
     return mtls_buf_append(&h->target, at, n) < 0 ? fail(h, 500) : 0;
 }
 
+/* Header fields are kept, in order, for the handler (a proxy forwards
+ * them): names and values in `fields`, bounded like the bytes charged. */
 static int on_header_field(llhttp_t *p, const char *at, size_t n)
 {
     struct mtls_http *h = HTTP_FROM_PARSER(p);
 
     if (charge(h, n + 4) < 0)
         return -1;
-    if (h->field_len + n > sizeof(h->field)) {
-        h->field_long = true;
-    } else {
-        memcpy(h->field + h->field_len, at, n);
-        h->field_len = (uint8_t)(h->field_len + n);
-    }
-    return 0;
+    return mtls_buf_append(&h->fields, at, n) < 0 ? fail(h, 500) : 0;
 }
 
 static int on_header_field_complete(llhttp_t *p)
 {
     struct mtls_http *h = HTTP_FROM_PARSER(p);
+    const char *name = (const char *)h->fields.data + h->field_start;
+    size_t len = h->fields.len - h->field_start;
 
     if (++h->header_count > h->limits->max_headers)
         return fail(h, 431);
-    if (!h->field_long && h->field_len == 4 && strncasecmp(h->field, "host", 4) == 0)
+    if (len == 4 && strncasecmp(name, "host", 4) == 0)
         h->host_count++;
-    h->field_len = 0;
-    h->field_long = false;
-    return 0;
+    h->value_start = h->fields.len + 1;
+    return mtls_buf_append(&h->fields, "", 1) < 0 ? fail(h, 500) : 0;
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t n)
 {
+    struct mtls_http *h = HTTP_FROM_PARSER(p);
+
     /* Folded lines (obs-fold) are refused in mtls_http_parse(). */
-    (void)at;
-    return charge(HTTP_FROM_PARSER(p), n);
+    if (charge(h, n) < 0)
+        return -1;
+    return mtls_buf_append(&h->fields, at, n) < 0 ? fail(h, 500) : 0;
+}
+
+static int on_header_value_complete(llhttp_t *p)
+{
+    struct mtls_http *h = HTTP_FROM_PARSER(p);
+    uint32_t span[4] = {(uint32_t)h->field_start,
+                        (uint32_t)(h->value_start - 1 - h->field_start),
+                        (uint32_t)h->value_start, (uint32_t)(h->fields.len - h->value_start)};
+
+    if (mtls_buf_append(&h->fields, "", 1) < 0 || mtls_buf_append(&h->spans, span, sizeof(span)) < 0)
+        return fail(h, 500);
+    h->field_start = h->fields.len;
+    return 0;
 }
 
 static int on_headers_complete(llhttp_t *p)
@@ -109,10 +124,14 @@ static int on_body(llhttp_t *p, const char *at, size_t n)
 {
     struct mtls_http *h = HTTP_FROM_PARSER(p);
 
-    (void)at; /* no route takes a body: count it and drop it */
     h->body_bytes += n;
     if (h->body_bytes > h->limits->max_body_bytes)
         return fail(h, 413);
+    if (h->on_body) {
+        int status = h->on_body(h->body_ctx, (const uint8_t *)at, n);
+        if (status)
+            return fail(h, status);
+    }
     return 0;
 }
 
@@ -138,6 +157,7 @@ static void settings_init(void)
     settings.on_header_field = on_header_field;
     settings.on_header_field_complete = on_header_field_complete;
     settings.on_header_value = on_header_value;
+    settings.on_header_value_complete = on_header_value_complete;
     settings.on_headers_complete = on_headers_complete;
     settings.on_body = on_body;
     settings.on_message_complete = on_message_complete;
@@ -154,9 +174,59 @@ void mtls_http_init(struct mtls_http *h, const struct mtls_http_limits *limits)
     llhttp_init(&h->parser, HTTP_REQUEST, &settings);
 }
 
-void mtls_http_free(struct mtls_http *h)
+/* Between requests a keep-alive connection holds none of these. */
+static void release(struct mtls_http *h)
 {
     mtls_buf_free(&h->target);
+    mtls_buf_free(&h->fields);
+    mtls_buf_free(&h->spans);
+    mtls_buf_free(&h->headers);
+}
+
+void mtls_http_free(struct mtls_http *h)
+{
+    release(h);
+}
+
+void mtls_http_set_body(struct mtls_http *h, mtls_http_body_fn fn, void *ctx)
+{
+    h->on_body = fn;
+    h->body_ctx = ctx;
+}
+
+/* The request as parsed so far (the whole head is there). */
+static int fill(struct mtls_http *h, struct mtls_http_request *req)
+{
+    const char *q;
+    unsigned n = (unsigned)(h->spans.len / (4 * sizeof(uint32_t)));
+
+    req->method = h->parser.method;
+    req->method_name = llhttp_method_name((llhttp_method_t)h->parser.method);
+    req->target = h->target.data ? (const char *)h->target.data : "";
+    req->target_len = h->target.len;
+    q = memchr(req->target, '?', req->target_len);
+    req->path_len = q ? (size_t)(q - req->target) : req->target_len;
+    req->version_major = h->parser.http_major;
+    req->version_minor = h->parser.http_minor;
+    req->keep_alive = h->keep_alive;
+    if (h->headers.len != n * sizeof(struct mtls_http_header)) {
+        /* Pointers only now: `fields` no longer grows. */
+        h->headers.len = 0;
+        for (unsigned i = 0; i < n; i++) {
+            uint32_t span[4];
+            struct mtls_http_header f;
+            memcpy(span, h->spans.data + i * sizeof(span), sizeof(span));
+            f.name = (const char *)h->fields.data + span[0];
+            f.name_len = span[1];
+            f.value = (const char *)h->fields.data + span[2];
+            f.value_len = span[3];
+            if (mtls_buf_append(&h->headers, &f, sizeof(f)) < 0)
+                return -1;
+        }
+    }
+    req->headers = (const struct mtls_http_header *)(void *)h->headers.data;
+    req->n_headers = n;
+    return 0;
 }
 
 /* Looks for LF followed by SP or HTAB in header bytes, across reads. */
@@ -183,16 +253,22 @@ enum mtls_http_result mtls_http_parse(struct mtls_http *h, const uint8_t *data, 
     const char *pos;
 
     if (h->complete) {
-        /* The previous request was answered: forget it. Its target buffer is
+        /* The previous request was answered: forget it. Its buffers are
          * released so an idle keep-alive connection holds no memory. */
         h->complete = false;
-        mtls_buf_free(&h->target);
+        release(h);
     }
-    if (len == 0) {
+    if (len == 0 && !h->resume) {
         *consumed = 0;
         return MTLS_HTTP_NEED_MORE;
     }
     const char *start = (const char *)data, *end = start + len;
+    if (h->resume) {
+        /* After a head: on, even at the end of the input, since a request
+         * without a body completes right here, with no more bytes. */
+        h->resume = false;
+        llhttp_resume(&h->parser);
+    }
     for (;;) {
         bool in_headers = h->in_headers;
         err = llhttp_execute(&h->parser, start, (size_t)(end - start));
@@ -209,11 +285,14 @@ enum mtls_http_result mtls_http_parse(struct mtls_http *h, const uint8_t *data, 
         if (err == HPE_PAUSED && h->headers_paused) {
             h->headers_paused = false;
             h->in_headers = false;
-            llhttp_resume(&h->parser);
-            /* Go on even at the end of the input: a request without a body
-             * completes right here, with no more bytes. */
-            start = pos;
-            continue;
+            h->resume = true;
+            h->keep_alive = llhttp_should_keep_alive(&h->parser) && !h->parser.upgrade;
+            *consumed = (size_t)(pos - (const char *)data);
+            if (fill(h, req) < 0) {
+                *status = 500;
+                return MTLS_HTTP_ERROR;
+            }
+            return MTLS_HTTP_HEAD;
         }
         break;
     }
@@ -224,15 +303,10 @@ enum mtls_http_result mtls_http_parse(struct mtls_http *h, const uint8_t *data, 
     if (err == HPE_PAUSED && h->complete) {
         *consumed = (size_t)(pos - (const char *)data);
         llhttp_resume(&h->parser);
-        req->method = h->parser.method;
-        req->method_name = llhttp_method_name((llhttp_method_t)h->parser.method);
-        req->target = h->target.data ? (const char *)h->target.data : "";
-        req->target_len = h->target.len;
-        pos = memchr(req->target, '?', req->target_len);
-        req->path_len = pos ? (size_t)(pos - req->target) : req->target_len;
-        req->version_major = h->parser.http_major;
-        req->version_minor = h->parser.http_minor;
-        req->keep_alive = h->keep_alive;
+        if (fill(h, req) < 0) {
+            *status = 500;
+            return MTLS_HTTP_ERROR;
+        }
         return MTLS_HTTP_REQUEST;
     }
     *consumed = len;

@@ -62,7 +62,7 @@ int main(int argc, char **argv)
                                         "client certificates optional"};
     log_info("listening on %s with %u worker%s (TLS >= 1.%d, %s)", cfg.listen_str,
              cfg.workers, cfg.workers == 1 ? "" : "s", cfg.tls_min - 10,
-             modes[cfg.client_auth]);
+             modes[cfg.verify.client_auth]);
 
     for (;;) {
         unsigned wait_ms = mtls_server_tick(&srv);

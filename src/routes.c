@@ -1,100 +1,13 @@
-/* routes.c: the built-in routes and HTTP/1.1 response framing. */
-#include "mtlsd/routes.h"
-#include "mtlsd/authz.h"
+/* routes.c: the built-in routes, one request handler (handler.h). They
+ * only ever see requests the exchange has authorized. */
+#include "mtlsd/handler.h"
 #include "mtlsd/metrics.h"
+#include "mtlsd/response.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-
-static const char *reason(int status)
-{
-    switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Unknown";
-    }
-}
-
-/* The Date header changes once a second: format it once per thread then. */
-static const char *http_date(void)
-{
-    static __thread char text[40];
-    static __thread time_t cached;
-    time_t now = time(NULL);
-    struct tm tm;
-
-    if (now != cached) {
-        gmtime_r(&now, &tm);
-        strftime(text, sizeof(text), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-        cached = now;
-    }
-    return text;
-}
-
-static char *put(char *p, const char *s)
-{
-    size_t n = strlen(s);
-    memcpy(p, s, n);
-    return p + n;
-}
-
-/* Framing is on every request's path: plain copies, not snprintf (which
- * was ~5% of a keep-alive request's server CPU). */
-static int respond(struct mtls_buf *out, int status, const char *ctype, const void *body,
-                   size_t body_len, bool head, bool close, bool http10_keepalive,
-                   const char *extra)
-{
-    char num[24], *p, *start;
-    size_t i = sizeof(num);
-    size_t len = body_len;
-
-    if (mtls_buf_reserve(out, 256 + strlen(ctype) + (extra ? strlen(extra) : 0) +
-                                  (head ? 0 : body_len)) < 0)
-        return -1;
-    start = p = (char *)out->data + out->len;
-    do {
-        num[--i] = (char)('0' + len % 10);
-        len /= 10;
-    } while (len);
-    p = put(p, "HTTP/1.1 ");
-    *p++ = (char)('0' + status / 100);
-    *p++ = (char)('0' + status / 10 % 10);
-    *p++ = (char)('0' + status % 10);
-    *p++ = ' ';
-    p = put(p, reason(status));
-    p = put(p, "\r\nServer: mtlsd\r\nDate: ");
-    p = put(p, http_date());
-    p = put(p, "\r\nContent-Type: ");
-    p = put(p, ctype);
-    p = put(p, "\r\nContent-Length: ");
-    memcpy(p, num + i, sizeof(num) - i);
-    p += sizeof(num) - i;
-    p = put(p, "\r\n");
-    if (close)
-        p = put(p, "Connection: close\r\n");
-    else if (http10_keepalive)
-        p = put(p, "Connection: keep-alive\r\n");
-    if (extra)
-        p = put(p, extra);
-    p = put(p, "\r\n");
-    if (!head && body_len) {
-        memcpy(p, body, body_len);
-        p += body_len;
-    }
-    out->len += (size_t)(p - start);
-    return status;
-}
 
 static void json_str(struct mtls_buf *b, const char *s)
 {
@@ -203,8 +116,10 @@ static bool path_is(const struct mtls_http_request *req, const char *path)
     return req->path_len == n && memcmp(req->target, path, n) == 0;
 }
 
-int mtls_route(const struct mtls_http_request *req, const struct mtls_peer *peer, bool close,
-               struct mtls_buf *out)
+/* The built-in routes answer at once, when the whole request has been read
+ * (no route takes a body: on_body is NULL and it is dropped). */
+static int route(const struct mtls_http_request *req, const struct mtls_peer *peer, bool close,
+                 struct mtls_buf *out)
 {
     static const char hello[] = "Hello World!";
     bool head = req->method == HTTP_HEAD;
@@ -214,51 +129,55 @@ int mtls_route(const struct mtls_http_request *req, const struct mtls_peer *peer
     struct mtls_buf body = {0};
     int status;
 
-    /* Authorization before anything else: without it a client learns
-     * nothing, not even which paths exist. */
-    if (!mtls_authz_public(req->target, req->path_len) &&
-        !mtls_authz_allowed(peer->identity, time(NULL))) {
-        static const char msg[] = "forbidden: no verified and authorized client certificate\n";
-        return respond(out, 403, "text/plain", msg, sizeof(msg) - 1, head, close, ka10, NULL);
-    }
     if (!known) {
         static const char msg[] = "not found\n";
-        return respond(out, 404, "text/plain", msg, sizeof(msg) - 1, head, close, ka10, NULL);
+        return mtls_response_frame(out, 404, "text/plain", msg, sizeof(msg) - 1, head, close,
+                                   ka10, NULL);
     }
     if (req->method != HTTP_GET && !head) {
         static const char msg[] = "method not allowed\n";
-        return respond(out, 405, "text/plain", msg, sizeof(msg) - 1, false, close, ka10,
-                       "Allow: GET, HEAD\r\n");
+        return mtls_response_frame(out, 405, "text/plain", msg, sizeof(msg) - 1, false, close,
+                                   ka10, "Allow: GET, HEAD\r\n");
     }
     if (path_is(req, "/"))
-        return respond(out, 200, "text/plain", hello, sizeof(hello) - 1, head, close, ka10,
-                       NULL);
+        return mtls_response_frame(out, 200, "text/plain", hello, sizeof(hello) - 1, head,
+                                   close, ka10, NULL);
     if (path_is(req, "/healthz"))
-        return respond(out, 200, "text/plain", "ok\n", 3, head, close, ka10, NULL);
+        return mtls_response_frame(out, 200, "text/plain", "ok\n", 3, head, close, ka10, NULL);
     if (path_is(req, "/whoami")) {
         if (!peer->identity) /* a public /whoami without a certificate */
-            return respond(out, 403, "text/plain", "forbidden\n", 10, head, close, ka10,
-                           NULL);
+            return mtls_response_frame(out, 403, "text/plain", "forbidden\n", 10, head, close,
+                                       ka10, NULL);
         if (whoami(&body, peer) < 0)
             status = -1;
         else
-            status = respond(out, 200, "application/json", body.data, body.len, head, close,
-                             ka10, NULL);
+            status = mtls_response_frame(out, 200, "application/json", body.data, body.len,
+                                         head, close, ka10, NULL);
     } else {
         if (mtls_metrics_render(&body) < 0)
             status = -1;
         else
-            status = respond(out, 200, "text/plain; version=0.0.4", body.data, body.len,
-                             head, close, ka10, NULL);
+            status = mtls_response_frame(out, 200, "text/plain; version=0.0.4", body.data,
+                                         body.len, head, close, ka10, NULL);
     }
     mtls_buf_free(&body);
     return status;
 }
 
-int mtls_route_error(int status, struct mtls_buf *out)
+static enum mtls_handler_result on_request(struct mtls_exchange *x,
+                                           const struct mtls_http_request *req)
 {
-    char body[64];
-    int n = snprintf(body, sizeof(body), "%s\n", reason(status));
+    int status;
 
-    return respond(out, status, "text/plain", body, (size_t)n, false, true, false, NULL);
+    x->scratch->len = 0;
+    status = route(req, x->peer, x->close, x->scratch);
+    if (status < 0 || mtls_exchange_write(x, x->scratch->data, x->scratch->len) < 0)
+        return MTLS_HANDLER_FAIL;
+    mtls_exchange_end(x, status);
+    return MTLS_HANDLER_DONE;
 }
+
+const struct mtls_handler mtls_routes_handler = {
+    .name = "routes",
+    .on_request = on_request,
+};

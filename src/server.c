@@ -1,5 +1,6 @@
 /* server.c: start-up order and worker lifetime. */
 #include "mtlsd/server.h"
+#include "mtlsd/conn.h"
 #include "mtlsd/log.h"
 #include "mtlsd/tickets.h"
 #include "mtlsd/tls.h"
@@ -54,9 +55,10 @@ int mtls_server_init(struct mtls_server *s, const struct mtls_config *cfg, char 
     s->cfg = cfg;
     if (readable("--cert", cfg->cert_file, err, errlen) < 0 ||
         readable("--key", cfg->key_file, err, errlen) < 0 ||
-        readable("--client-ca", cfg->client_ca_file, err, errlen) < 0)
+        readable("--client-ca", cfg->verify.client_ca_file, err, errlen) < 0)
         return -1;
-    if (mtls_authz_init(cfg, err, errlen) < 0 ||
+    mtls_conn_configure(&cfg->conn);
+    if (mtls_authz_init(&cfg->authz, err, errlen) < 0 ||
         mtls_access_log_open(cfg->access_log, err, errlen) < 0)
         return -1;
     if (mtls_tls_ctx_new(&s->tls, cfg, err, errlen) < 0)

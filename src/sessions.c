@@ -195,7 +195,7 @@ out:
     return sess;
 }
 
-int mtls_sessions_setup(WOLFSSL_CTX *ctx, const struct mtls_config *cfg, char *err,
+int mtls_sessions_setup(WOLFSSL_CTX *ctx, const struct mtls_resume_settings *cfg, char *err,
                         size_t errlen)
 {
     if (cfg->session_cache == 0) {
@@ -235,7 +235,7 @@ void mtls_sessions_shutdown(void)
 
 #else /* no external cache or no internal.h: no session-ID resumption */
 
-int mtls_sessions_setup(WOLFSSL_CTX *ctx, const struct mtls_config *cfg, char *err,
+int mtls_sessions_setup(WOLFSSL_CTX *ctx, const struct mtls_resume_settings *cfg, char *err,
                         size_t errlen)
 {
     wolfSSL_CTX_set_session_cache_mode(ctx, WOLFSSL_SESS_CACHE_OFF);

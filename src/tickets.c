@@ -272,7 +272,7 @@ static int rotate(bool first)
     return 0;
 }
 
-int mtls_tickets_init(const struct mtls_config *cfg, char *err, size_t errlen)
+int mtls_tickets_init(const struct mtls_resume_settings *cfg, char *err, size_t errlen)
 {
     memset(&cfg_t, 0, sizeof(cfg_t));
     cfg_t.enabled = cfg->tickets;
@@ -689,7 +689,7 @@ static int on_ticket(WOLFSSL *ssl, unsigned char key_name[WOLFSSL_TICKET_NAME_SZ
     return ticket_decrypt(ssl, t, key_name, iv, mac, ticket, in_len, out_len);
 }
 
-int mtls_tickets_setup(WOLFSSL_CTX *ctx, const struct mtls_config *cfg, char *err,
+int mtls_tickets_setup(WOLFSSL_CTX *ctx, const struct mtls_resume_settings *cfg, char *err,
                        size_t errlen)
 {
     bool enabled = cfg->tickets;

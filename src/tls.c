@@ -84,7 +84,8 @@ int mtls_tls_ctx_new(struct mtls_tls_ctx **out, const struct mtls_config *cfg, c
     c->cfg = cfg;
     pthread_rwlock_init(&c->lock, NULL);
     /* Ticket keys once: a CTX rebuilt on SIGHUP keeps using them. */
-    if (mtls_verify_init(cfg, err, errlen) < 0 || mtls_tickets_init(cfg, err, errlen) < 0 ||
+    if (mtls_verify_init(&cfg->verify, err, errlen) < 0 ||
+        mtls_tickets_init(&cfg->resume, err, errlen) < 0 ||
         !(c->ctx = ctx_build(cfg, err, errlen))) {
         mtls_verify_shutdown();
         mtls_tickets_shutdown();
@@ -166,12 +167,12 @@ static WOLFSSL_CTX *ctx_build(const struct mtls_config *cfg, char *err, size_t e
         goto fail;
     }
     /* No CA is loaded into the CTX: verify.c judges client chains. */
-    mtls_verify_setup(ctx, cfg);
+    mtls_verify_setup(ctx, &cfg->verify);
 
     /* Resumption skips the verify callback: the identity travels sealed in
      * the ticket instead (tickets.c). */
-    if (mtls_tickets_setup(ctx, cfg, err, errlen) < 0 ||
-        mtls_sessions_setup(ctx, cfg, err, errlen) < 0)
+    if (mtls_tickets_setup(ctx, &cfg->resume, err, errlen) < 0 ||
+        mtls_sessions_setup(ctx, &cfg->resume, err, errlen) < 0)
         goto fail;
 
     wolfSSL_CTX_SetIORecv(ctx, on_cbio_recv);
@@ -205,7 +206,7 @@ int mtls_tls_new(struct mtls_tls *t, struct mtls_tls_ctx *ctx, struct mtls_buf *
     ssl = wolfSSL_new(ctx->ctx);
     pthread_rwlock_unlock(&ctx->lock);
     memset(t, 0, sizeof(*t));
-    t->client_auth = ctx->cfg->client_auth;
+    t->client_auth = ctx->cfg->verify.client_auth;
     if (!ssl)
         return -ENOMEM;
     t->ssl = ssl;

@@ -73,7 +73,7 @@ struct trust {
     uint64_t id;                  /* digest of what was loaded (see below) */
 };
 
-static const struct mtls_config *config;
+static struct mtls_verify_settings settings;
 static struct trust *trust;
 static pthread_rwlock_t trust_lock = PTHREAD_RWLOCK_INITIALIZER;
 static uint64_t trust_generation = 1;
@@ -342,7 +342,7 @@ static int on_cm_verify(int ok, WOLFSSL_X509_STORE_CTX *store)
     return ok;
 }
 
-static struct trust *trust_load(const struct mtls_config *cfg, char *err,
+static struct trust *trust_load(const struct mtls_verify_settings *cfg, char *err,
                                 size_t errlen)
 {
     static const char begin[] = "-----BEGIN CERTIFICATE-----";
@@ -620,7 +620,7 @@ static enum reject check_dates(DecodedCert *dc, time_t now, time_t *not_after)
 {
     time_t nb = asn1_time(dc->beforeDate, dc->beforeDateLen);
     time_t na = asn1_time(dc->afterDate, dc->afterDateLen);
-    time_t skew = (time_t)config->clock_skew_s;
+    time_t skew = (time_t)settings.clock_skew_s;
 
     if (nb == -1 || na == -1)
         return R_MALFORMED;
@@ -746,7 +746,7 @@ static enum reject verify_chain(struct trust *t, const WOLFSSL_BUFFER_INFO *cert
         /* The anchor itself must be valid now: wolfSSL does not check a
          * signer's dates. */
         const struct anchor *an = &t->anchors[find_anchor(t, dc[top].issuerHash)];
-        time_t skew = (time_t)config->clock_skew_s;
+        time_t skew = (time_t)settings.clock_skew_s;
         if (an->not_before == -1 || an->not_after == -1 || now + skew < an->not_before) {
             r = an->not_before == -1 ? R_MALFORMED : R_NOT_YET_VALID;
             goto out;
@@ -758,7 +758,7 @@ static enum reject verify_chain(struct trust *t, const WOLFSSL_BUFFER_INFO *cert
         if (an->not_after < valid_until)
             valid_until = an->not_after;
     }
-    if ((unsigned)top > config->verify_depth) {
+    if ((unsigned)top > settings.verify_depth) {
         r = R_DEPTH;
         goto out;
     }
@@ -901,7 +901,7 @@ static int on_verify(int preverify, WOLFSSL_X509_STORE_CTX *store)
          * (FAIL_IF_NO_PEER_CERT refuses it in the others anyway). */
         t->cert_presented = false;
         t->verify_error = reject_text[R_NO_CERT];
-        if (config->client_auth == MTLS_AUTH_OPTIONAL)
+        if (settings.client_auth == MTLS_AUTH_OPTIONAL)
             return 1;
         return 0; /* counted by conn.c with the failed handshake */
     }
@@ -912,7 +912,7 @@ static int on_verify(int preverify, WOLFSSL_X509_STORE_CTX *store)
         count_reject(t->metrics, r);
         log_info("client certificate refused: %s (%s)", reject_text[r],
                  err_text(store->error));
-        return config->client_auth != MTLS_AUTH_VERIFY;
+        return settings.client_auth != MTLS_AUTH_VERIFY;
     }
     now = time(NULL);
     gen = mtls_verify_generation();
@@ -929,9 +929,9 @@ static int on_verify(int preverify, WOLFSSL_X509_STORE_CTX *store)
         gen = mtls_verify_generation(); /* the generation of the trust we use */
         r = verify_chain(trust, store->certs, store->totalCerts, &id);
         pthread_rwlock_unlock(&trust_lock);
-        if (r == OK && config->upstream && config->client_cert_headers)
+        if (r == OK && settings.keep_certs)
             id = keep_certs(id, store->certs, store->totalCerts);
-        if (r == OK && config->verify_cache) {
+        if (r == OK && settings.verify_cache) {
             unsigned ev = mtls_vcache_put(key, gen, now, id);
             if (t->metrics) {
                 METRIC_INC(t->metrics, verify_cache_inserts);
@@ -945,16 +945,16 @@ static int on_verify(int preverify, WOLFSSL_X509_STORE_CTX *store)
         log_info("client certificate refused: %s", reject_text[r]);
         /* present/optional: the handshake goes on (proof of possession is
          * still checked) and every request gets 403. */
-        return config->client_auth != MTLS_AUTH_VERIFY;
+        return settings.client_auth != MTLS_AUTH_VERIFY;
     }
     mtls_identity_free(t->identity);
     t->identity = id;
     return 1;
 }
 
-int mtls_verify_init(const struct mtls_config *cfg, char *err, size_t errlen)
+int mtls_verify_init(const struct mtls_verify_settings *cfg, char *err, size_t errlen)
 {
-    config = cfg;
+    settings = *cfg;
     trust = trust_load(cfg, err, errlen);
     if (!trust)
         return -1;
@@ -968,7 +968,7 @@ int mtls_verify_init(const struct mtls_config *cfg, char *err, size_t errlen)
 
 int mtls_verify_reload(char *err, size_t errlen)
 {
-    struct trust *t = trust_load(config, err, errlen), *old;
+    struct trust *t = trust_load(&settings, err, errlen), *old;
 
     if (!t)
         return -1;
@@ -991,7 +991,7 @@ void mtls_verify_shutdown(void)
     trust = NULL;
 }
 
-void mtls_verify_setup(WOLFSSL_CTX *ctx, const struct mtls_config *cfg)
+void mtls_verify_setup(WOLFSSL_CTX *ctx, const struct mtls_verify_settings *cfg)
 {
     int mode = WOLFSSL_VERIFY_PEER;
 

@@ -84,9 +84,7 @@ int mtls_worker_init(struct mtls_worker *w, unsigned id, const struct mtls_confi
     w->tls = tls;
     w->listen_fd = -1;
     w->wake_fd = -1;
-    w->limits.max_header_bytes = cfg->max_header_bytes;
-    w->limits.max_headers = cfg->max_headers;
-    w->limits.max_body_bytes = cfg->max_body_bytes;
+    w->limits = cfg->http;
     w->timeout_ms[MTLS_TIMER_HANDSHAKE] = cfg->handshake_timeout_ms;
     w->timeout_ms[MTLS_TIMER_IDLE] = cfg->idle_timeout_ms;
     w->timeout_ms[MTLS_TIMER_LINGER] = LINGER_MS;

@@ -21,15 +21,15 @@ static int rules(const char *first, ...)
 
     mtls_authz_free();
     mtls_config_defaults(&cfg);
-    cfg.n_allow = 0;
+    cfg.authz.n_allow = 0;
     __builtin_va_start(ap, first);
     while (s) {
-        cfg.allow[cfg.n_allow++] = s;
+        cfg.authz.allow[cfg.authz.n_allow++] = s;
         s = __builtin_va_arg(ap, const char *);
     }
     __builtin_va_end(ap);
     err[0] = '\0';
-    return mtls_authz_init(&cfg, err, sizeof(err));
+    return mtls_authz_init(&cfg.authz, err, sizeof(err));
 }
 
 static const struct mtls_san sans[] = {
@@ -171,10 +171,10 @@ int main(void)
     /* --public-path: byte prefixes of the path. */
     mtls_authz_free();
     mtls_config_defaults(&cfg);
-    cfg.public_paths[0] = "/healthz";
-    cfg.public_paths[1] = "/pub/";
-    cfg.n_public_paths = 2;
-    CHECK(mtls_authz_init(&cfg, err, sizeof(err)) == 0);
+    cfg.authz.public_paths[0] = "/healthz";
+    cfg.authz.public_paths[1] = "/pub/";
+    cfg.authz.n_public_paths = 2;
+    CHECK(mtls_authz_init(&cfg.authz, err, sizeof(err)) == 0);
     CHECK(mtls_authz_public("/healthz", 8));
     CHECK(mtls_authz_public("/pub/x", 6));
     CHECK(!mtls_authz_public("/health", 7));

@@ -38,9 +38,25 @@ int main(void)
     CHECK(parse(&cfg, err, sizeof(err), REQ, NULL) == MTLS_CONFIG_OK);
     CHECK(cfg.workers >= 1);
     CHECK(cfg.tls_min == 12);
-    CHECK(cfg.max_header_bytes == 8192);
+    CHECK(cfg.http.max_header_bytes == 8192);
     CHECK(cfg.listen_addr.ss_family == AF_INET);
     CHECK(ntohs(((struct sockaddr_in *)&cfg.listen_addr)->sin_port) == 8443);
+
+    /* defaults come from the flag table's rows */
+    CHECK(cfg.pin_cpus && cfg.resume.tickets && !cfg.resume.tls13_psk_ke);
+    CHECK(cfg.verify.verify_depth == 4 && cfg.verify.client_auth == MTLS_AUTH_VERIFY);
+    CHECK(cfg.resume.session_cache == 10000 && !cfg.resume.session_cache_set);
+    CHECK(cfg.idle_timeout_ms == 60000 && cfg.conn.max_conn_lifetime_ms == 0);
+    CHECK(parse(&cfg, err, sizeof(err), REQ, "--no-pin", "--tls13-psk-ke", "--session-cache",
+                "5", "--client-auth", "optional", "--public-path", "/a", "--public-path",
+                "/b", NULL) == MTLS_CONFIG_OK);
+    CHECK(!cfg.pin_cpus && cfg.resume.tls13_psk_ke);
+    CHECK(cfg.resume.session_cache == 5 && cfg.resume.session_cache_set);
+    CHECK(cfg.verify.client_auth == MTLS_AUTH_OPTIONAL);
+    CHECK(cfg.authz.n_public_paths == 2 && strcmp(cfg.authz.public_paths[1], "/b") == 0);
+    CHECK(parse(&cfg, err, sizeof(err), REQ, "--client-auth", "maybe", NULL) ==
+          MTLS_CONFIG_ERROR);
+    CHECK(strstr(err, "verify, present or optional") != NULL);
 
     CHECK(parse(&cfg, err, sizeof(err), NULL) == MTLS_CONFIG_ERROR);
     CHECK(strstr(err, "--cert") && strstr(err, "--client-ca"));

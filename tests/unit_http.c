@@ -15,10 +15,29 @@ struct outcome {
     char targets[8][64];
     int methods[8];
     int keep_alive[8];
+    int heads;
+    char fields[8][128];      /* "name=value|..." of each request */
+    size_t body_at_head;      /* body bytes seen when the head came */
 };
 
-/* Feeds `s` in pieces of `step` bytes (0: random 1..7). */
-static struct outcome run(const char *s, size_t step)
+struct body_sink {
+    char data[64];
+    size_t len;
+};
+
+static int on_body(void *ctx, const uint8_t *p, size_t n)
+{
+    struct body_sink *b = ctx;
+    if (b->len + n > sizeof(b->data))
+        return 500;
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+/* Feeds `s` in pieces of `step` bytes (0: random 1..7); the body to `sink`
+ * if not NULL. */
+static struct outcome run_body(const char *s, size_t step, struct body_sink *sink)
 {
     struct mtls_http h;
     struct outcome o;
@@ -26,6 +45,8 @@ static struct outcome run(const char *s, size_t step)
 
     memset(&o, 0, sizeof(o));
     mtls_http_init(&h, &limits);
+    if (sink)
+        mtls_http_set_body(&h, on_body, sink);
     while (off < len && !o.error) {
         size_t n = step ? step : (size_t)(rand() % 7 + 1);
         if (n > len - off)
@@ -42,11 +63,26 @@ static struct outcome run(const char *s, size_t step)
             left -= used;
             if (r == MTLS_HTTP_NEED_MORE)
                 break;
+            if (r == MTLS_HTTP_HEAD) {
+                o.heads++;
+                o.body_at_head = sink ? sink->len : 0;
+                continue; /* the body and the end follow */
+            }
             if (r == MTLS_HTTP_ERROR) {
                 o.error = status;
                 break;
             }
             if (o.requests < 8) {
+                size_t used_f = 0;
+                for (unsigned i = 0; i < req.n_headers; i++) {
+                    int w = snprintf(o.fields[o.requests] + used_f, 128 - used_f, "%s=%s|",
+                                     req.headers[i].name, req.headers[i].value);
+                    if (w < 0 || (size_t)w >= 128 - used_f ||
+                        strlen(req.headers[i].name) != req.headers[i].name_len ||
+                        strlen(req.headers[i].value) != req.headers[i].value_len)
+                        break;
+                    used_f += (size_t)w;
+                }
                 snprintf(o.targets[o.requests], 64, "%.*s", (int)req.path_len, req.target);
                 o.methods[o.requests] = req.method;
                 o.keep_alive[o.requests] = req.keep_alive;
@@ -56,6 +92,11 @@ static struct outcome run(const char *s, size_t step)
     }
     mtls_http_free(&h);
     return o;
+}
+
+static struct outcome run(const char *s, size_t step)
+{
+    return run_body(s, step, NULL);
 }
 
 static void each_split(const char *s, int requests, int error)
@@ -69,6 +110,23 @@ static void each_split(const char *s, int requests, int error)
             fprintf(stderr, "  input %.40s... step %zu: %d requests, error %d\n", s,
                     steps[i], o.requests, o.error);
     }
+}
+
+/* The handler boundary: a head with every header field in order, then the
+ * body to the callback, then the request. */
+static void head_and_body(size_t step)
+{
+    static const char s[] = "POST /up?x=1 HTTP/1.1\r\nHost: a\r\nX-Two: 2\r\nx-two: second\r\n"
+                            "Empty:\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+    struct body_sink b = {.len = 0};
+    struct outcome o = run_body(s, step, &b);
+
+    CHECK(o.error == 0 && o.heads == 1 && o.requests == 1);
+    CHECK(o.body_at_head == 0); /* the head comes before its body */
+    CHECK(b.len == 5 && memcmp(b.data, "abcde", 5) == 0);
+    CHECK(strcmp(o.targets[0], "/up") == 0);
+    CHECK(strcmp(o.fields[0], "Host=a|X-Two=2|x-two=second|Empty=|Transfer-Encoding=chunked|") == 0);
 }
 
 int main(void)
@@ -140,5 +198,8 @@ int main(void)
     each_split("GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked, x\r\n\r\n", 0,
                400);
     each_split("GET /\x01 HTTP/1.1\r\nHost: a\r\n\r\n", 0, 400);
+    head_and_body(1);
+    head_and_body(3);
+    head_and_body(1000);
     return check_report();
 }

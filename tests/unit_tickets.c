@@ -91,7 +91,7 @@ int main(void)
     it[0] = 0x11;
     it[1] = 0x22;
 
-    CHECK(mtls_tickets_init(&cfg, err, sizeof(err)) == 0);
+    CHECK(mtls_tickets_init(&cfg.resume, err, sizeof(err)) == 0);
 
     /* Round trip. */
     t.identity = make_id(40, time(NULL) + 3600);

@@ -11,7 +11,7 @@
 #include <time.h>
 
 /* Parses --allow and --public-path; a message naming the bad spec on error. */
-int mtls_authz_init(const struct mtls_config *cfg, char *err, size_t errlen);
+int mtls_authz_init(const struct mtls_authz_settings *cfg, char *err, size_t errlen);
 void mtls_authz_free(void);
 
 /* A path served without an identity (--public-path, non-verify modes). */

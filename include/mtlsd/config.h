@@ -10,18 +10,34 @@
 
 #define MTLS_MAX_LIST 64   /* entries of a repeatable flag */
 
-struct mtls_config {
-    struct sockaddr_storage listen_addr;
-    socklen_t listen_addrlen;
-    char listen_str[300];
+enum mtls_client_auth { MTLS_AUTH_VERIFY, MTLS_AUTH_PRESENT, MTLS_AUTH_OPTIONAL };
 
-    unsigned workers;          /* 0 before parsing: one per online CPU */
-    bool pin_cpus;
-    const char *cert_file;
-    const char *key_file;
+/* Each module gets its own part of the configuration at init and keeps a
+ * copy; no module holds a pointer to the whole struct mtls_config. */
+
+/* verify.c: client-certificate policy and the verified-chain cache. */
+struct mtls_verify_settings {
     const char *client_ca_file;
-    int tls_min;               /* 12 or 13 */
+    const char *crl_files[MTLS_MAX_LIST];
+    unsigned n_crl_files;
+    unsigned clock_skew_s;
+    unsigned verify_depth;     /* intermediates allowed between leaf and root */
+    unsigned verify_cache;     /* entries; 0 disables */
+    unsigned verify_cache_ttl_s;
+    enum mtls_client_auth client_auth;
+    bool keep_certs;           /* derived: the proxy forwards the presented chain */
+};
 
+/* authz.c: --allow and --public-path. */
+struct mtls_authz_settings {
+    const char *public_paths[MTLS_MAX_LIST];
+    unsigned n_public_paths;
+    const char *allow[MTLS_MAX_LIST];
+    unsigned n_allow;
+};
+
+/* tickets.c and sessions.c: session resumption. */
+struct mtls_resume_settings {
     bool tickets;              /* --tickets on|off */
     const char *ticket_key_file;
     unsigned ticket_rotate_s;  /* generated keys only */
@@ -31,25 +47,51 @@ struct mtls_config {
     bool tls13_psk_ke;         /* also resume without (EC)DHE */
     unsigned session_cache;    /* TLS 1.2 session-ID cache slots; 0: off */
     bool session_cache_set;
+};
 
-    enum mtls_client_auth { MTLS_AUTH_VERIFY, MTLS_AUTH_PRESENT, MTLS_AUTH_OPTIONAL } client_auth;
-    const char *crl_files[MTLS_MAX_LIST];
-    unsigned n_crl_files;
-    const char *public_paths[MTLS_MAX_LIST];
-    unsigned n_public_paths;
-    const char *allow[MTLS_MAX_LIST];
-    unsigned n_allow;
-    unsigned clock_skew_s;
-    unsigned verify_depth;     /* intermediates allowed between leaf and root */
-    unsigned verify_cache;     /* entries; 0 disables */
-    unsigned verify_cache_ttl_s;
+/* http.c: per-request limits. */
+struct mtls_http_limits {
+    size_t max_header_bytes;   /* request line + header fields */
+    unsigned max_headers;
+    uint64_t max_body_bytes;
+};
+
+/* proxy.c: the reverse proxy (--upstream; issue 11). */
+struct mtls_proxy_settings {
+    const char *upstream;           /* as given; NULL: no proxy */
+    const char *upstream_unix;      /* unix:/path: the path */
+    char upstream_host[256];        /* http://HOST:PORT: HOST (no brackets) */
+    char upstream_port[8];
+    unsigned connect_timeout_ms;
+    unsigned timeout_ms;            /* to the response head */
+    unsigned idle_ms;               /* idle pooled connections closed after this */
+    unsigned conns;                 /* idle keep-alive connections kept per worker */
+    unsigned cert_headers;          /* MTLS_CERT_HEADER_* bits (proxy_headers.h) */
+    bool cert_header_set;
+    const char *strip_headers[MTLS_MAX_LIST];
+    unsigned n_strip_headers;
+    const char *builtin_prefix;     /* NULL: built-in routes off with --upstream */
+};
+
+/* conn.c: per-connection limits. */
+struct mtls_conn_settings {
     unsigned max_conn_lifetime_ms; /* 0: unbounded */
+    size_t max_unread;         /* ciphertext kept while paused (derived) */
+};
+
+struct mtls_config {
+    struct sockaddr_storage listen_addr;
+    socklen_t listen_addrlen;
+    char listen_str[300];
+
+    unsigned workers;          /* 0 before parsing: one per online CPU */
+    bool pin_cpus;
+    const char *cert_file;
+    const char *key_file;
+    int tls_min;               /* 12 or 13 */
     const char *access_log;    /* NULL: off; "-": stdout */
 
     unsigned max_conns;        /* per worker */
-    size_t max_header_bytes;
-    unsigned max_headers;
-    uint64_t max_body_bytes;
     unsigned handshake_timeout_ms;
     unsigned idle_timeout_ms;
     unsigned shutdown_grace_ms;
@@ -57,25 +99,17 @@ struct mtls_config {
     unsigned recv_buffer_size;
     int log_level;
 
-    /* Reverse proxy (issue 11): with --upstream every authorized request is
-     * forwarded; the built-in routes answer only under --builtin-prefix. */
-    const char *upstream;           /* as given; NULL: no proxy */
-    const char *upstream_unix;      /* unix:/path: the path */
-    char upstream_host[256];        /* http://HOST:PORT: HOST (no brackets) */
-    char upstream_port[8];
-    unsigned upstream_connect_timeout_ms;
-    unsigned upstream_timeout_ms;   /* to the response head */
-    unsigned upstream_idle_ms;      /* idle pooled connections closed after this */
-    unsigned upstream_conns;        /* idle keep-alive connections kept per worker */
-    unsigned client_cert_headers;   /* MTLS_CERT_HEADER_* bits (proxy_headers.h) */
-    bool client_cert_header_set;
-    const char *strip_headers[MTLS_MAX_LIST];
-    unsigned n_strip_headers;
-    const char *builtin_prefix;     /* NULL: built-in routes off with --upstream */
+    struct mtls_verify_settings verify;
+    struct mtls_authz_settings authz;
+    struct mtls_resume_settings resume;
+    struct mtls_http_limits http;
+    struct mtls_conn_settings conn;
+    struct mtls_proxy_settings proxy;
 };
 
 enum mtls_config_result { MTLS_CONFIG_OK, MTLS_CONFIG_EXIT, MTLS_CONFIG_VERSION, MTLS_CONFIG_ERROR };
 
+/* Sets every flag's default (the table in config.c says which). */
 void mtls_config_defaults(struct mtls_config *cfg);
 /* Parses argv. On MTLS_CONFIG_ERROR `err` says what to fix. MTLS_CONFIG_EXIT
  * means --help was printed to `out`; MTLS_CONFIG_VERSION asks for --version. */
@@ -84,8 +118,8 @@ enum mtls_config_result mtls_config_parse(struct mtls_config *cfg, int argc, cha
 /* Parses "HOST:PORT", "[V6]:PORT" or ":PORT" into cfg->listen_addr. */
 int mtls_config_parse_listen(struct mtls_config *cfg, const char *s, char *err, size_t errlen);
 void mtls_config_usage(FILE *f);
-/* Parses --upstream's value into cfg (syntax only; names are resolved when
- * the server starts). */
+/* Parses --upstream's value (syntax only; a name is resolved when the
+ * server starts). */
 int mtls_config_parse_upstream(struct mtls_config *cfg, const char *s, char *err, size_t errlen);
 
 #endif

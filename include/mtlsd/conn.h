@@ -1,9 +1,10 @@
 /* One TLS connection: its state machine, its buffers and its share of the
- * ring. Data flows one way: ring -> tls -> http -> routes -> tls -> ring. */
+ * ring. Data flows one way: ring -> tls -> http -> handler -> tls -> ring. */
 #ifndef MTLSD_CONN_H
 #define MTLSD_CONN_H
 
 #include "mtlsd/buf.h"
+#include "mtlsd/handler.h"
 #include "mtlsd/http.h"
 #include "mtlsd/tls.h"
 #include "mtlsd/worker.h"
@@ -37,6 +38,9 @@ struct mtls_conn {
     struct mtls_conn *reap_next;       /* in the worker's reap list */
     struct mtls_tls tls;
     struct mtls_http http;
+    struct mtls_exchange x;       /* the request being answered */
+    struct mtls_http_request req; /* its head, for the access log */
+    struct mtls_peer peer;
     struct mtls_buf out_flight;   /* the kernel's until the send completes */
     size_t flight_sent;
     struct mtls_buf out_pending;  /* ciphertext for the next send */
@@ -44,6 +48,8 @@ struct mtls_conn {
     struct mtls_buf plain_left;   /* plaintext kept while paused */
 };
 
+/* Settings shared by every connection; once, before any worker starts. */
+void mtls_conn_configure(const struct mtls_conn_settings *s);
 /* Takes ownership of an accepted socket; NULL (socket closed) on failure. */
 struct mtls_conn *mtls_conn_new(struct mtls_worker *w, int fd);
 void mtls_conn_on_recv(struct mtls_conn *c, int res, unsigned flags);

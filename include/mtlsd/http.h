@@ -1,20 +1,25 @@
 /* The HTTP/1.1 adapter over llhttp. It sees plaintext bytes only: nothing
  * here knows about TLS or io_uring. Pull-style: each call returns at most
- * one complete request, so pipelined responses stay in order. */
+ * one request head or one complete request, so pipelined responses stay in
+ * order; the body goes to a callback as it arrives (never buffered whole). */
 #ifndef MTLSD_HTTP_H
 #define MTLSD_HTTP_H
 
 #include "mtlsd/buf.h"
+#include "mtlsd/config.h" /* struct mtls_http_limits */
 
 #include <llhttp.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-struct mtls_http_limits {
-    size_t max_header_bytes;   /* request line + header fields */
-    unsigned max_headers;
-    uint64_t max_body_bytes;
+/* One header field as received (names keep their case; both are
+ * NUL-terminated). In order, duplicates kept. */
+struct mtls_http_header {
+    const char *name;
+    const char *value;
+    size_t name_len;
+    size_t value_len;
 };
 
 struct mtls_http_request {
@@ -26,10 +31,17 @@ struct mtls_http_request {
     uint8_t version_major;
     uint8_t version_minor;
     bool keep_alive;
+    const struct mtls_http_header *headers; /* every field, in order */
+    unsigned n_headers;
 };
+
+/* Receives the request body: 0, or an HTTP status that fails the request. */
+typedef int (*mtls_http_body_fn)(void *ctx, const uint8_t *p, size_t n);
 
 enum mtls_http_result {
     MTLS_HTTP_NEED_MORE,       /* all input consumed, no complete request yet */
+    MTLS_HTTP_HEAD,            /* a request head is complete (its body follows,
+                                  to the body callback): call again */
     MTLS_HTTP_REQUEST,         /* a request is complete: answer it, then call again */
     MTLS_HTTP_ERROR,           /* answer *status and close the connection */
 };
@@ -37,15 +49,20 @@ enum mtls_http_result {
 struct mtls_http {
     llhttp_t parser;
     const struct mtls_http_limits *limits;
-    struct mtls_buf target;    /* held only while a request line is incomplete */
-    char field[8];             /* enough of a header name to spot "Host" */
-    uint8_t field_len;
-    bool field_long;
+    struct mtls_buf target;    /* held only while a request is in progress */
+    struct mtls_buf fields;    /* header names and values, NUL after each */
+    struct mtls_buf spans;     /* per field: offsets into `fields` */
+    struct mtls_buf headers;   /* struct mtls_http_header[], built at the head */
+    size_t field_start;        /* in `fields`: where the current name begins */
+    size_t value_start;        /* and its value */
+    mtls_http_body_fn on_body;
+    void *body_ctx;
     bool keep_alive;
     bool complete;
     bool in_message;
     bool in_headers;           /* bytes fed now belong to a request head */
     bool headers_paused;       /* llhttp paused at the end of a head */
+    bool resume;               /* go on after a returned head, even without input */
     bool last_lf;              /* last header byte seen was LF */
     unsigned header_count;
     unsigned host_count;
@@ -56,9 +73,12 @@ struct mtls_http {
 
 void mtls_http_init(struct mtls_http *h, const struct mtls_http_limits *limits);
 void mtls_http_free(struct mtls_http *h);
+/* Where body bytes go (NULL: counted and dropped). */
+void mtls_http_set_body(struct mtls_http *h, mtls_http_body_fn fn, void *ctx);
 
-/* Parses from `data`; `*consumed` says how far. A REQUEST's fields stay valid
- * until the next call. After an ERROR the parser must not be used again. */
+/* Parses from `data`; `*consumed` says how far. A HEAD's fields stay valid
+ * until the REQUEST it starts has been returned and the next call made; a
+ * REQUEST repeats them. After an ERROR the parser must not be used again. */
 enum mtls_http_result mtls_http_parse(struct mtls_http *h, const uint8_t *data, size_t len,
                                       size_t *consumed, struct mtls_http_request *req,
                                       int *status);

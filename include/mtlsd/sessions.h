@@ -9,7 +9,7 @@
 #include <stddef.h>
 
 /* Installs the cache on `ctx` (or turns wolfSSL's off with N = 0). */
-int mtls_sessions_setup(WOLFSSL_CTX *ctx, const struct mtls_config *cfg, char *err,
+int mtls_sessions_setup(WOLFSSL_CTX *ctx, const struct mtls_resume_settings *cfg, char *err,
                         size_t errlen);
 /* Zeroes and frees every entry. */
 void mtls_sessions_shutdown(void);

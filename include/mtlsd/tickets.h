@@ -23,9 +23,9 @@
 
 /* Start-up: loads --ticket-key-file or generates the first key. Fills
  * `err` (for exit code 2) on failure. A no-op with --tickets off. */
-int mtls_tickets_init(const struct mtls_config *cfg, char *err, size_t errlen);
+int mtls_tickets_init(const struct mtls_resume_settings *cfg, char *err, size_t errlen);
 /* Installs the ticket callback and the resumption policy on `ctx`. */
-int mtls_tickets_setup(WOLFSSL_CTX *ctx, const struct mtls_config *cfg, char *err,
+int mtls_tickets_setup(WOLFSSL_CTX *ctx, const struct mtls_resume_settings *cfg, char *err,
                        size_t errlen);
 /* SIGHUP: re-reads the key file (keys unchanged on failure: -1 and `err`).
  * 0 and nothing done with generated keys. */

@@ -12,14 +12,14 @@
 #include <stdint.h>
 
 /* Loads --client-ca and --crl; sets up the chain cache. */
-int mtls_verify_init(const struct mtls_config *cfg, char *err, size_t errlen);
+int mtls_verify_init(const struct mtls_verify_settings *cfg, char *err, size_t errlen);
 /* SIGHUP: new trust material, new generation; the old stays on failure. */
 int mtls_verify_reload(char *err, size_t errlen);
 void mtls_verify_shutdown(void);
 
 /* Requires client certificates on `ctx` (per --client-auth) and installs the
  * callback. Each WOLFSSL must get wolfSSL_SetCertCbCtx(ssl, struct mtls_tls*). */
-void mtls_verify_setup(WOLFSSL_CTX *ctx, const struct mtls_config *cfg);
+void mtls_verify_setup(WOLFSSL_CTX *ctx, const struct mtls_verify_settings *cfg);
 
 /* The trust generation: bumped whenever the trusted CAs or CRLs change
  * (SIGHUP). Anything verified under an older generation (cached chains,
