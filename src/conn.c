@@ -40,6 +40,7 @@ void mtls_conn_configure(const struct mtls_conn_settings *s)
 
 static void conn_flush(struct mtls_conn *c);
 static void conn_pump(struct mtls_conn *c);
+static void conn_pause(struct mtls_conn *c);
 static void conn_finish(struct mtls_conn *c, bool notify);
 static void conn_resume(struct mtls_conn *c);
 static void conn_log(struct mtls_conn *c, const struct mtls_http_request *req,
@@ -49,7 +50,17 @@ static void conn_log(struct mtls_conn *c, const struct mtls_http_request *req,
 static int exchange_write(struct mtls_exchange *x, const void *p, size_t n)
 {
     struct mtls_conn *c = x->owner;
-    return mtls_tls_write(&c->tls, p, n);
+
+    if (c->state == MTLS_CONN_DEAD)
+        return -1;
+    if (c->out_pending.cap == 0)
+        mtls_worker_buf_get(c->w, &c->out_pending);
+    if (mtls_tls_write(&c->tls, p, n) < 0)
+        return -1;
+    /* Answered later (from an upstream's callback): nothing else sends it. */
+    if (x->pending)
+        conn_flush(c);
+    return 0;
 }
 
 static void exchange_end(struct mtls_exchange *x, int status)
@@ -60,6 +71,7 @@ static void exchange_end(struct mtls_exchange *x, int status)
         METRIC_INC(&c->w->metrics, forbidden);
     if (mtls_access_log_enabled())
         conn_log(c, &c->req, &c->peer, status, x->bytes);
+    c->held = false;
     if (!x->pending || c->state != MTLS_CONN_ACTIVE)
         return; /* answered at once: conn_http goes on */
     /* Answered later: the input that waited is parsed now. */
@@ -70,7 +82,51 @@ static void exchange_end(struct mtls_exchange *x, int status)
     conn_flush(c);
 }
 
-static const struct mtls_exchange_ops exchange_ops = {exchange_write, exchange_end};
+static size_t exchange_backlog(struct mtls_exchange *x)
+{
+    struct mtls_conn *c = x->owner;
+    return c->out_pending.len + c->out_flight.len;
+}
+
+static void exchange_hold_input(struct mtls_exchange *x, bool hold)
+{
+    struct mtls_conn *c = x->owner;
+
+    if (c->state != MTLS_CONN_ACTIVE || hold == c->held)
+        return;
+    c->held = hold;
+    if (hold) {
+        conn_pause(c);
+    } else if (c->paused && !x->pending && c->out_pending.len + c->out_flight.len < OUT_HIGH) {
+        conn_resume(c);
+        conn_flush(c);
+    }
+}
+
+static void exchange_kill(struct mtls_exchange *x, const char *why)
+{
+    mtls_conn_close(x->owner, why);
+}
+
+static void exchange_peer_addr(struct mtls_exchange *x, char *buf, size_t len)
+{
+    struct mtls_conn *c = x->owner;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+
+    buf[0] = '\0';
+    if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) < 0)
+        return;
+    if (ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)len);
+    else if (ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, buf, (socklen_t)len);
+}
+
+static const struct mtls_exchange_ops exchange_ops = {
+    exchange_write, exchange_end, exchange_backlog, exchange_hold_input, exchange_kill,
+    exchange_peer_addr,
+};
 
 static int conn_on_body(void *ctx, const uint8_t *p, size_t n)
 {
@@ -505,8 +561,12 @@ void mtls_conn_on_send(struct mtls_conn *c, int res)
                     /* Stopping: this was the last answer; don't wait for
                      * the grace period to end an idle connection. */
                     conn_finish(c, true);
-                } else if (c->paused && !c->x.pending && c->out_pending.len < OUT_LOW) {
+                } else if (c->paused && !c->x.pending && !c->held &&
+                           c->out_pending.len < OUT_LOW) {
                     conn_resume(c);
+                } else if (c->x.pending && c->out_pending.len < OUT_LOW && c->x.handler &&
+                           c->x.handler->on_drain) {
+                    c->x.handler->on_drain(&c->x); /* e.g. read the upstream again */
                 }
                 conn_flush(c);
             }

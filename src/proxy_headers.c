@@ -30,7 +30,7 @@ static bool is_tchar(unsigned char c)
            (c && strchr("!#$%&'*+-.^_`|~", c));
 }
 
-int mtls_conn_tokens(const struct mtls_header *h, unsigned n, struct mtls_conn_tokens *out)
+int mtls_conn_tokens(const struct mtls_http_header *h, unsigned n, struct mtls_conn_tokens *out)
 {
     memset(out, 0, sizeof(*out));
     for (unsigned i = 0; i < n; i++) {
@@ -455,7 +455,7 @@ int mtls_identity_header_lines(const struct mtls_proxy_header_cfg *cfg,
 /* ---- request and response heads ------------------------------------------- */
 
 /* Appends the values of every field named `name` as one list ("a, b"). */
-static int merged(const struct mtls_header *h, unsigned n, const char *name,
+static int merged(const struct mtls_http_header *h, unsigned n, const char *name,
                   struct mtls_buf *out, bool *any)
 {
     for (unsigned i = 0; i < n; i++) {
@@ -469,7 +469,7 @@ static int merged(const struct mtls_header *h, unsigned n, const char *name,
 }
 
 int mtls_proxy_request_head(const struct mtls_proxy_header_cfg *cfg, const char *method,
-                            const char *target, size_t target_len, const struct mtls_header *h,
+                            const char *target, size_t target_len, const struct mtls_http_header *h,
                             unsigned n, const struct mtls_buf *ident,
                             const struct mtls_forward_info *fi, struct mtls_buf *out)
 {
@@ -530,7 +530,7 @@ int mtls_proxy_request_head(const struct mtls_proxy_header_cfg *cfg, const char 
 }
 
 int mtls_proxy_response_head(int status, const char *reason, size_t reason_len,
-                             const struct mtls_header *h, unsigned n,
+                             const struct mtls_http_header *h, unsigned n,
                              const struct mtls_response_framing *fr, struct mtls_buf *out)
 {
     struct mtls_conn_tokens ct;

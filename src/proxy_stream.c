@@ -112,7 +112,7 @@ static bool field_is(struct mtls_ups_resp *r, const uint32_t *s, const char *nam
 static int on_headers_complete(llhttp_t *p)
 {
     struct mtls_ups_resp *r = R_FROM_PARSER(p);
-    struct mtls_header h[MTLS_UPS_MAX_HEADERS];
+    struct mtls_http_header h[MTLS_UPS_MAX_HEADERS];
     struct mtls_response_framing fr;
     size_t n = n_spans(r);
     int status = (int)p->status_code, ret;

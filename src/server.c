@@ -1,5 +1,6 @@
 /* server.c: start-up order and worker lifetime. */
 #include "mtlsd/server.h"
+#include "mtlsd/proxy.h"
 #include "mtlsd/conn.h"
 #include "mtlsd/log.h"
 #include "mtlsd/tickets.h"
@@ -63,6 +64,8 @@ int mtls_server_init(struct mtls_server *s, const struct mtls_config *cfg, char 
         return -1;
     if (mtls_tls_ctx_new(&s->tls, cfg, err, errlen) < 0)
         return -1;
+    if (mtls_proxy_init(cfg, cfg->workers, err, errlen) < 0)
+        goto fail;
     if (port_taken(cfg, err, errlen))
         goto fail;
     /* Workers are 64-byte aligned: their counters never share a line. */
@@ -148,4 +151,5 @@ void mtls_server_destroy(struct mtls_server *s)
     s->tls = NULL;
     mtls_authz_free();
     mtls_access_log_close();
+    mtls_proxy_shutdown();
 }

@@ -5,6 +5,7 @@
 #include "mtlsd/worker.h"
 #include "mtlsd/conn.h"
 #include "mtlsd/log.h"
+#include "mtlsd/proxy.h"
 #include "mtlsd/access_log.h"
 #include "mtlsd/tls.h"
 
@@ -231,11 +232,12 @@ static void expire_timers(struct mtls_worker *w)
         while ((c = timer_head(w, t)) && c->deadline_ms <= w->now_ms)
             mtls_conn_on_timeout(c);
     }
+    mtls_proxy_tick(w->id, 0); /* upstream timers */
 }
 
 static uint64_t next_wait_ms(struct mtls_worker *w)
 {
-    uint64_t wait = TICK_MAX_MS;
+    uint64_t wait = mtls_proxy_tick(w->id, TICK_MAX_MS);
 
     for (int t = 0; t < MTLS_TIMER_NONE; t++) {
         struct mtls_conn *c = timer_head(w, t);
@@ -279,6 +281,12 @@ static void dispatch(struct mtls_worker *w, struct io_uring_cqe *cqe)
     case MTLS_OP_WAKE:
         begin_stop(w);
         break;
+    case MTLS_OP_UP_RECV:
+        mtls_proxy_on_recv(owner, cqe->res, cqe->flags);
+        break;
+    case MTLS_OP_UP_SEND:
+        mtls_proxy_on_send(owner, cqe->res);
+        break;
     case MTLS_OP_CANCEL:
     default:
         break;
@@ -296,6 +304,7 @@ static void *worker_main(void *arg)
         goto fatal;
     }
     w->now_ms = now_ms();
+    mtls_proxy_worker_start(w->id, &w->ring, &w->metrics, &w->now_ms);
     mtls_ring_accept(&w->ring, w->listen_fd, w);
     w->accept_armed = true;
     arm_wake(w);
@@ -343,6 +352,7 @@ static void *worker_main(void *arg)
             }
         }
     }
+    mtls_proxy_worker_stop(w->id);
     return NULL;
 fatal:
     /* A dead worker must not leave a process that accepts and never

@@ -35,9 +35,9 @@ static void test_base64(void)
 
 static void test_hop_by_hop(void)
 {
-    struct mtls_header h[] = {H("Connection", "keep-alive, X-Secret ,Foo"),
+    struct mtls_http_header h[] = {H("Connection", "keep-alive, X-Secret ,Foo"),
                               H("connection", "close")};
-    struct mtls_header bad[] = {H("Connection", "a b")};
+    struct mtls_http_header bad[] = {H("Connection", "a b")};
     struct mtls_conn_tokens ct;
 
     CHECK(mtls_conn_tokens(h, 2, &ct) == 0);
@@ -59,7 +59,7 @@ static void test_strip_and_forward(void)
 {
     const char *strip[] = {"X-User"};
     struct mtls_proxy_header_cfg cfg = {MTLS_CERT_HEADER_RFC9440, strip, 1, NULL};
-    struct mtls_header h[] = {
+    struct mtls_http_header h[] = {
         H("Host", "app.example"),
         H("client-cert", ":Zm9v:"),
         H("CLIENT-CERT-CHAIN", ":Zm9v:"),
@@ -91,7 +91,7 @@ static void test_strip_and_forward(void)
                              "\r\n") == 0);
 
     /* Chunked re-framing, no inbound XFF. */
-    struct mtls_header h2[] = {H("Host", "a"), H("Transfer-Encoding", "chunked")};
+    struct mtls_http_header h2[] = {H("Host", "a"), H("Transfer-Encoding", "chunked")};
     struct mtls_forward_info fc = {"::1", true, 0, true};
     out.len = 0;
     CHECK(mtls_proxy_request_head(&cfg, "PUT", "/", 1, h2, 2, NULL, &fc, &out) == 0);
@@ -100,8 +100,8 @@ static void test_strip_and_forward(void)
                              "Transfer-Encoding: chunked\r\n\r\n") == 0);
 
     /* A value with a NUL, CR or LF is refused, also in XFF / Via. */
-    struct mtls_header nul[] = {{"X-A", "a\0b", 3, 3}};
-    struct mtls_header lf[] = {H("Via", "a\nb")};
+    struct mtls_http_header nul[] = {{"X-A", "a\0b", 3, 3}};
+    struct mtls_http_header lf[] = {H("Via", "a\nb")};
     out.len = 0;
     CHECK(mtls_proxy_request_head(&cfg, "GET", "/", 1, nul, 1, NULL, &fi, &out) == 400);
     out.len = 0;
@@ -112,7 +112,7 @@ static void test_strip_and_forward(void)
 
 static void test_response_head(void)
 {
-    struct mtls_header h[] = {H("Content-Type", "text/plain"), H("Connection", "X-Up"),
+    struct mtls_http_header h[] = {H("Content-Type", "text/plain"), H("Connection", "X-Up"),
                               H("X-Up", "1"),                 H("Keep-Alive", "timeout=5"),
                               H("Content-Length", "12"),      H("Set-Cookie", "a=b")};
     struct mtls_response_framing fr = {false, false, 12, false, false};
@@ -127,7 +127,7 @@ static void test_response_head(void)
     out.len = 0;
     CHECK(mtls_proxy_response_head(200, "OK", 2, h, 1, &fr, &out) == 0);
     CHECK(strstr(text(&out), "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"));
-    struct mtls_header bad[] = {{"X-A", "a\rb", 3, 3}};
+    struct mtls_http_header bad[] = {{"X-A", "a\rb", 3, 3}};
     out.len = 0;
     CHECK(mtls_proxy_response_head(200, "OK", 2, bad, 1, &fr, &out) == 502);
     mtls_buf_free(&out);

@@ -29,6 +29,7 @@ struct mtls_conn {
     bool recv_armed;
     bool send_inflight;
     bool paused;           /* output backlog: input waits */
+    bool held;             /* the handler holds input (request body back-pressure) */
     bool peer_eof;         /* the peer has shut its side */
     enum mtls_timer timer;
     uint64_t deadline_ms;

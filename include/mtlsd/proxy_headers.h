@@ -7,6 +7,7 @@
 #define MTLSD_PROXY_HEADERS_H
 
 #include "mtlsd/buf.h"
+#include "mtlsd/http.h" /* struct mtls_http_header */
 #include "mtlsd/identity.h"
 
 #include <stdbool.h>
@@ -16,15 +17,6 @@
 /* --client-cert-header: a bit set (repeatable flag). */
 #define MTLS_CERT_HEADER_RFC9440 0x1u
 #define MTLS_CERT_HEADER_XFCC 0x2u
-
-/* One header field as received (not necessarily NUL-terminated); the
- * layout of http.h's struct mtls_http_header on the groundwork branch. */
-struct mtls_header {
-    const char *name;
-    const char *value;
-    size_t name_len;
-    size_t value_len;
-};
 
 struct mtls_proxy_header_cfg {
     unsigned cert_headers;          /* MTLS_CERT_HEADER_* bits; 0: none */
@@ -45,7 +37,7 @@ struct mtls_conn_tokens {
 
 /* Collects the Connection tokens of `h[0..n)`; -1 when there are too many
  * or one is not a token. */
-int mtls_conn_tokens(const struct mtls_header *h, unsigned n, struct mtls_conn_tokens *out);
+int mtls_conn_tokens(const struct mtls_http_header *h, unsigned n, struct mtls_conn_tokens *out);
 
 /* True for a field the proxy never forwards as received in either
  * direction: Connection, Keep-Alive, TE, Trailer, Upgrade, Proxy-*,
@@ -92,7 +84,7 @@ struct mtls_forward_info {
  * the framing, and the blank line. Returns 0, -1 on out of memory, or 400
  * for a field the proxy refuses (a bad value, too many Connection names). */
 int mtls_proxy_request_head(const struct mtls_proxy_header_cfg *cfg, const char *method,
-                            const char *target, size_t target_len, const struct mtls_header *h,
+                            const char *target, size_t target_len, const struct mtls_http_header *h,
                             unsigned n, const struct mtls_buf *ident,
                             const struct mtls_forward_info *fi, struct mtls_buf *out);
 
@@ -110,7 +102,7 @@ struct mtls_response_framing {
     bool close;
 };
 int mtls_proxy_response_head(int status, const char *reason, size_t reason_len,
-                             const struct mtls_header *h, unsigned n,
+                             const struct mtls_http_header *h, unsigned n,
                              const struct mtls_response_framing *fr, struct mtls_buf *out);
 
 #endif
