@@ -71,8 +71,11 @@ static void exchange_end(struct mtls_exchange *x, int status)
         METRIC_INC(&c->w->metrics, forbidden);
     if (mtls_access_log_enabled())
         conn_log(c, &c->req, &c->peer, status, x->bytes);
+    bool later = x->pending;
+
+    x->pending = false;
     c->held = false;
-    if (!x->pending || c->state != MTLS_CONN_ACTIVE)
+    if (!later || c->state != MTLS_CONN_ACTIVE)
         return; /* answered at once: conn_http goes on */
     /* Answered later: the input that waited is parsed now. */
     if (x->close)

@@ -105,8 +105,10 @@ void mtls_exchange_end(struct mtls_exchange *x, int status)
 {
     x->status = status;
     x->active = false;
-    x->ops->end(x, status); /* sees x->pending: an answer given later */
-    x->pending = false;
+    /* Sees x->pending (an answer given later) and clears it before the
+     * connection goes on: parsing the next request may start a new
+     * exchange in the same struct, right here. */
+    x->ops->end(x, status);
 }
 
 void mtls_exchange_abort(struct mtls_exchange *x)
