@@ -108,7 +108,13 @@ static void exchange_hold_input(struct mtls_exchange *x, bool hold)
 
 static void exchange_kill(struct mtls_exchange *x, const char *why)
 {
-    mtls_conn_close(x->owner, why);
+    struct mtls_conn *c = x->owner;
+
+    /* What was already queued goes out (the client sees exactly the part
+     * that came), then the connection closes without close_notify: the
+     * truncation shows. */
+    log_debug("worker %u: fd %d: %s: closing", c->w->id, c->fd, why);
+    conn_finish(c, false);
 }
 
 static void exchange_peer_addr(struct mtls_exchange *x, char *buf, size_t len)

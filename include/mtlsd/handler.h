@@ -83,8 +83,9 @@ struct mtls_exchange_ops {
      * a handler that cannot take more request body now. */
     void (*hold_input)(struct mtls_exchange *x, bool hold);
     /* The answer cannot be completed honestly (an upstream closed mid-
-     * response): close the client connection. on_abort follows unless the
-     * handler already let go of the exchange (data == NULL). */
+     * response): what was written goes out, then the client connection
+     * closes without close_notify. on_abort follows unless the handler
+     * already let go of the exchange (data == NULL). */
     void (*kill)(struct mtls_exchange *x, const char *why);
     /* The client's address as text ("192.0.2.1", "::1"); "" if unknown. */
     void (*peer_addr)(struct mtls_exchange *x, char *buf, size_t len);

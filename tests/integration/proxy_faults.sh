@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Reverse proxy faults and big bodies (issue 11): upstream down -> 502, no
+# head in time -> 504, closed mid-response -> the client connection closes,
+# malformed answers -> 502, the keep-alive race survived; 100 MB up and down
+# with the server's RSS growth bounded; a slow client pauses the upstream.
+# After each fault the server keeps serving.
+. "$(dirname "$0")/lib.sh"
+
+make_pki
+BACKEND=$MTLSD_SRC/tests/tools/echo_backend.py
+
+start_backend() {
+    rm -f "$T/eb.port"
+    $PY "$BACKEND" --listen 127.0.0.1:0 --port-file "$T/eb.port" >"$T/eb.log" 2>&1 &
+    IT_BG_PIDS+=($!)
+    local i
+    for ((i = 0; i < 200; i++)); do [ -s "$T/eb.port" ] && break; sleep 0.05; done
+    BPORT=$(cat "$T/eb.port")
+}
+pmetric() { ccurl "$(url /.mtlsd/metrics)" 2>/dev/null | awk -v n="$1" '$1 == n { print $2 }'; }
+code() { ccurl -o /dev/null -w '%{http_code}' "$@" 2>/dev/null; }
+alive() { check_eq "${1}: the server still serves" "$(code "$(url /ok)")" 200; }
+rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$MTLSD_PID/status"; }
+
+# ---- upstream down ----------------------------------------------------------------
+DEAD=$(free_port)
+start_mtlsd --workers 1 --upstream "http://127.0.0.1:$DEAD" --builtin-prefix /.mtlsd
+check_eq "upstream refuses: 502" "$(code "$(url /x)")" 502
+check_eq "upstream refuses, POST with a body: 502" "$(code --data-binary 'abc' "$(url /x)")" 502
+check_range "connect failures counted" "$(pmetric mtlsd_upstream_connect_failures)" 2 10
+check_eq "built-in routes still answer" "$(ccurl "$(url /.mtlsd/healthz)")" ok
+stop_mtlsd
+
+# ---- faults of a live upstream ---------------------------------------------------------
+start_backend
+start_mtlsd --workers 1 --upstream "http://127.0.0.1:$BPORT" --builtin-prefix /.mtlsd \
+    --upstream-timeout 1 --max-body-bytes 200000000
+alive "start"
+t0=$(date +%s.%N)
+check_eq "no head within --upstream-timeout 1: 504" "$(code "$(url '/slow?delay=4')")" 504
+check_range "... answered after about 1 s" "$($PY -c "import time; print(round(time.time() - $t0, 2))")" 0.8 "$(slow 3)"
+check_eq "timeouts counted" "$(pmetric mtlsd_upstream_timeouts)" 1
+alive "after 504"
+
+out=$(ccurl -sS -o "$T/cut" -w '%{http_code}' "$(url '/cut?cut=100000')" 2>&1); rc=$?
+check "closed mid-response: curl sees a truncated answer (exit $rc)" test "$rc" -ne 0
+check_range "... after the bytes that came" "$(stat -c %s "$T/cut")" 1 100000
+check_range "resets counted" "$(pmetric mtlsd_upstream_resets)" 1 5
+alive "after a cut response"
+
+for m in status cl-te two-cl header close; do
+    check_eq "malformed upstream answer ($m): 502" "$(code "$(url "/m?malformed=$m")")" 502
+done
+check_range "malformed answers counted" "$(pmetric mtlsd_upstream_malformed)" 4 10
+alive "after malformed answers"
+
+# The upstream closes kept-alive connections without saying so (drop=1):
+# the next request on the pooled connection must still get its answer,
+# by noticing the close or by the one retry of an idempotent request.
+ok=0
+for i in $(seq 1 10); do
+    [ "$(code "$(url '/d?drop=1')")" = 200 ] && ok=$((ok + 1))
+    [ "$(code "$(url /after-drop)")" = 200 ] && ok=$((ok + 1))
+done
+check_eq "20 requests across 10 silent upstream closes: all 200" "$ok" 20
+note "retries after the keep-alive race: $(pmetric mtlsd_upstream_retries)"
+
+# ---- 100 MB both ways, memory bounded ----------------------------------------------------
+ccurl -o /dev/null "$(url '/warm?size=1000000')"
+rss0=$(rss_kb)
+N=$((100 * 1024 * 1024))
+got=$(ccurl -D "$T/h" "$(url "/big?size=$N")" | sha256sum | cut -c1-64)
+want=$(tr -d '\r' <"$T/h" | awk -F': ' 'tolower($1)=="x-echo-body-sha256"{print $2}')
+check_eq "100 MB download through the proxy: sha256" "$got" "$want"
+r=$(head -c $N /dev/zero | ccurl -H 'Content-Type: application/octet-stream' --data-binary @- "$(url /up)")
+check_eq "100 MB upload through the proxy: length" "$(jget "$r" 'j["body_length"]')" "$N"
+check_eq "100 MB upload: sha256" "$(jget "$r" 'j["body_sha256"]')" "$(head -c $N /dev/zero | sha256sum | cut -c1-64)"
+rss1=$(rss_kb)
+note "RSS before $rss0 KB, after 100 MB each way $rss1 KB"
+check_range "RSS growth over 200 MB proxied (KB)" "$((rss1 - rss0))" -100000 16384
+
+# A slow client: the upstream is not read faster than the client takes it.
+rss0=$(rss_kb)
+got=$(ccurl --limit-rate 4M -D "$T/h" "$(url '/slowclient?size=8000000')" | sha256sum | cut -c1-64)
+want=$(tr -d '\r' <"$T/h" | awk -F': ' 'tolower($1)=="x-echo-body-sha256"{print $2}')
+check_eq "8 MB to a client reading 4 MB/s: sha256" "$got" "$want"
+check_range "... RSS growth meanwhile (KB)" "$(($(rss_kb) - rss0))" -100000 8192
+alive "end"
+
+stop_mtlsd
+check_eq "mtlsd exits 0" "$MTLSD_RC" 0
+finish
