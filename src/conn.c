@@ -314,6 +314,8 @@ static void conn_log(struct mtls_conn *c, const struct mtls_http_request *req,
     a.status = status;
     a.bytes = bytes;
     a.usec = (unsigned long)(now_us > w->batch_us ? now_us - w->batch_us : 0);
+    a.upstream_status = c->x.upstream_status;
+    a.upstream_usec = c->x.upstream_usec;
     mtls_access_log_format(&w->alog, &a);
 }
 

@@ -49,6 +49,8 @@ int mtls_exchange_head(struct mtls_exchange *x, const struct mtls_http_request *
     else
         x->authz = MTLS_AUTHZ_DENIED;
     x->target_skip = 0;
+    x->upstream_status = 0;
+    x->upstream_usec = 0;
     x->handler = x->authz == MTLS_AUTHZ_DENIED ? NULL : choose(req, &x->target_skip);
     if (x->handler && x->handler->on_head &&
         x->handler->on_head(x, view(x, req, &tmp)) < 0)

@@ -101,7 +101,7 @@ struct preq {
     bool resp_started;           /* some response byte arrived */
     bool input_held;
     int deferred;                /* a failure to answer once the request is read */
-    int status;
+    uint64_t sent_us;            /* when the head was handed to an upstream */
 };
 
 struct pool {
@@ -307,6 +307,21 @@ static size_t ups_backlog(const struct ups *u)
 
 /* ---- the request ------------------------------------------------------------------ */
 
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* For the access log: what the upstream answered, and how long it took. */
+static void note_upstream(struct preq *r, int status)
+{
+    r->x->upstream_status = status;
+    r->x->upstream_usec = r->sent_us ? (unsigned long)(mono_us() - r->sent_us) : 0;
+}
+
 static bool method_idempotent(const char *m)
 {
     static const char *const ok[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"};
@@ -342,6 +357,8 @@ static int preq_attach(struct preq *r, bool allow_reuse)
         return -1;
     u->req = r;
     r->u = u;
+    if (!r->sent_us)
+        r->sent_us = mono_us();
     if (mtls_buf_append(&u->out_pending, r->head.data, r->head.len) < 0)
         return -1;
     if (r->req_done && !u->connecting)
@@ -370,6 +387,7 @@ static void preq_done(struct preq *r, bool reusable)
     int status = r->resp.status;
 
     count_status(r->pool, status);
+    note_upstream(r, status);
     r->u = NULL;
     if (u) {
         if (reusable && r->req_done && !u->dead)
@@ -413,6 +431,7 @@ static void preq_fail(struct preq *r, int status, const char *why)
     struct mtls_exchange *x = r->x;
 
     log_debug("proxy: %s", why);
+    note_upstream(r, r->resp.head_sent ? r->resp.status : -1);
     if (r->u) {
         struct ups *u = r->u;
         r->u = NULL;
@@ -427,6 +446,10 @@ static void preq_fail(struct preq *r, int status, const char *why)
     }
     if (!r->req_done) {
         r->deferred = status; /* answered once the request has been read */
+        if (r->input_held) {  /* the rest of the body is read and dropped */
+            r->input_held = false;
+            x->ops->hold_input(x, false);
+        }
         return;
     }
     preq_answer(r, status);

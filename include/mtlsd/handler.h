@@ -108,6 +108,9 @@ struct mtls_exchange {
     void *owner;            /* the connection */
     size_t target_skip;     /* a route under a prefix: bytes of the target
                                the handler does not see (--builtin-prefix) */
+    int upstream_status;    /* for the access log: a proxy's upstream answer
+                               (0: not proxied, -1: none came) */
+    unsigned long upstream_usec;
 };
 
 /* For handlers: answer bytes, and the end of the answer. */

@@ -34,13 +34,17 @@ stop_mtlsd
 # ---- faults of a live upstream ---------------------------------------------------------
 start_backend
 start_mtlsd --workers 1 --upstream "http://127.0.0.1:$BPORT" --builtin-prefix /.mtlsd \
-    --upstream-timeout 1 --max-body-bytes 200000000
+    --upstream-timeout 1 --max-body-bytes 200000000 --access-log "$T/access.log"
 alive "start"
 t0=$(date +%s.%N)
 check_eq "no head within --upstream-timeout 1: 504" "$(code "$(url '/slow?delay=4')")" 504
 check_range "... answered after about 1 s" "$($PY -c "import time; print(round(time.time() - $t0, 2))")" 0.8 "$(slow 3)"
 check_eq "timeouts counted" "$(pmetric mtlsd_upstream_timeouts)" 1
 alive "after 504"
+check_contains "access log: the 504 says no upstream answer" "$(grep '/slow' "$T/access.log")" '" 504 '
+check_contains "access log: ... upstream=-1" "$(grep '/slow' "$T/access.log")" 'upstream=-1 '
+check_contains "access log: a proxied 200 has the upstream status and time" \
+    "$(grep '"/ok"' "$T/access.log" | head -1)" 'upstream=200 ' 
 
 out=$(ccurl -sS -o "$T/cut" -w '%{http_code}' "$(url '/cut?cut=100000')" 2>&1); rc=$?
 check "closed mid-response: curl sees a truncated answer (exit $rc)" test "$rc" -ne 0
