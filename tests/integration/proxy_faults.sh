@@ -21,6 +21,12 @@ pmetric() { ccurl "$(url /.mtlsd/metrics)" 2>/dev/null | awk -v n="$1" '$1 == n 
 code() { ccurl -o /dev/null -w '%{http_code}' "$@" 2>/dev/null; }
 alive() { check_eq "${1}: the server still serves" "$(code "$(url /ok)")" 200; }
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$MTLSD_PID/status"; }
+# rss_bound NAME GROWTH_KB MAX_KB: the sanitizers' allocator keeps freed
+# memory in quarantine (hundreds of MB), so the bound holds for the plain
+# build only.
+rss_bound() {
+    if [ "$IT_SLOW" = 1 ]; then check_range "$1" "$2" -100000 "$3"; else skip "$1 ($2 KB; sanitizer build)"; fi
+}
 
 # ---- upstream down ----------------------------------------------------------------
 DEAD=$(free_port)
@@ -81,14 +87,14 @@ check_eq "100 MB upload through the proxy: length" "$(jget "$r" 'j["body_length"
 check_eq "100 MB upload: sha256" "$(jget "$r" 'j["body_sha256"]')" "$(head -c $N /dev/zero | sha256sum | cut -c1-64)"
 rss1=$(rss_kb)
 note "RSS before $rss0 KB, after 100 MB each way $rss1 KB"
-check_range "RSS growth over 200 MB proxied (KB)" "$((rss1 - rss0))" -100000 16384
+rss_bound "RSS growth over 200 MB proxied (KB)" "$((rss1 - rss0))" 16384
 
 # A slow client: the upstream is not read faster than the client takes it.
 rss0=$(rss_kb)
 got=$(ccurl --limit-rate 4M -D "$T/h" "$(url '/slowclient?size=8000000')" | sha256sum | cut -c1-64)
 want=$(tr -d '\r' <"$T/h" | awk -F': ' 'tolower($1)=="x-echo-body-sha256"{print $2}')
 check_eq "8 MB to a client reading 4 MB/s: sha256" "$got" "$want"
-check_range "... RSS growth meanwhile (KB)" "$(($(rss_kb) - rss0))" -100000 8192
+rss_bound "... RSS growth meanwhile (KB)" "$(($(rss_kb) - rss0))" 8192
 alive "end"
 
 stop_mtlsd
