@@ -104,6 +104,17 @@ struct preq {
     uint64_t sent_us;            /* when the head was handed to an upstream */
 };
 
+/* The identity header lines of recently seen clients: building them
+ * (inflate the chain, base64, the RFC 2253 subject) costs more than the
+ * rest of a forwarded request head. Keyed by the compressed chain itself,
+ * so a hit can only ever return the lines of the same certificates. */
+#define IDCACHE 16
+struct idcache_entry {
+    uint8_t *z;                  /* copy of the identity's certs_z */
+    uint32_t z_len;
+    struct mtls_buf lines;
+};
+
 struct pool {
     struct mtls_ring *ring;
     struct mtls_metrics *m;
@@ -112,6 +123,7 @@ struct pool {
     struct mtls_list idle;       /* least recently used first */
     unsigned n_idle;
     struct mtls_list all;        /* every connection not yet freed */
+    struct idcache_entry idc[IDCACHE];
 };
 
 static struct {
@@ -684,23 +696,42 @@ static bool has_header(const struct mtls_http_request *req, const char *name)
     return false;
 }
 
-/* The identity header lines of this request's client. 0, or a status. */
-static int identity_lines(const struct mtls_identity *id, struct mtls_buf *out)
+/* The identity header lines of this request's client: a pointer into the
+ * worker's cache (valid until the next call), NULL when there are none.
+ * 0, or a status. */
+static int identity_lines(struct pool *pl, const struct mtls_identity *id,
+                          const struct mtls_buf **lines)
 {
     struct mtls_buf raw = {0};
     struct mtls_der der[MTLS_IDENTITY_MAX_CERTS];
+    struct idcache_entry *e;
     int n, ret = 0;
 
+    *lines = NULL;
     if (!id || !P.hdr.cert_headers)
         return 0;
-    n = mtls_identity_certs(id, &raw, der, MTLS_IDENTITY_MAX_CERTS);
     /* Fail closed: a verified client whose certificates cannot be passed
      * on is not forwarded as if it were anonymous. */
-    if (n <= 0)
-        ret = 502;
-    else if (mtls_identity_header_lines(&P.hdr, id, der, (unsigned)n, out) < 0)
+    if (!id->certs_z)
+        return 502;
+    e = &pl->idc[id->sha256[0] % IDCACHE];
+    if (e->z && e->z_len == id->certs_z_len && memcmp(e->z, id->certs_z, e->z_len) == 0) {
+        *lines = &e->lines;
+        return 0;
+    }
+    free(e->z);
+    e->z = NULL;
+    e->lines.len = 0;
+    n = mtls_identity_certs(id, &raw, der, MTLS_IDENTITY_MAX_CERTS);
+    if (n <= 0 || mtls_identity_header_lines(&P.hdr, id, der, (unsigned)n, &e->lines) < 0)
         ret = 502;
     mtls_buf_free(&raw);
+    if (ret == 0 && (e->z = malloc(id->certs_z_len)) != NULL) {
+        memcpy(e->z, id->certs_z, id->certs_z_len);
+        e->z_len = id->certs_z_len;
+    }
+    if (ret == 0)
+        *lines = &e->lines;
     return ret;
 }
 
@@ -708,7 +739,7 @@ static int on_head(struct mtls_exchange *x, const struct mtls_http_request *req)
 {
     struct pool *pl = &P.pools[x->peer->worker];
     struct mtls_forward_info fi;
-    struct mtls_buf ident = {0};
+    const struct mtls_buf *ident;
     char addr[64];
     struct preq *r;
     uint64_t cl = 0;
@@ -735,14 +766,13 @@ static int on_head(struct mtls_exchange *x, const struct mtls_http_request *req)
     fi.chunked = r->chunked;
     fi.content_length = cl;
     fi.has_body = cl_found;
-    st = identity_lines(x->peer->identity, &ident);
+    st = identity_lines(pl, x->peer->identity, &ident);
     if (st == 0) {
         st = mtls_proxy_request_head(&P.hdr, req->method_name, req->target, req->target_len,
-                                     req->headers, req->n_headers, &ident, &fi, &r->head);
+                                     req->headers, req->n_headers, ident, &fi, &r->head);
         if (st < 0)
             st = 500;
     }
-    mtls_buf_free(&ident);
     if (st) {
         r->deferred = st; /* answered once the request has been read */
         return 0;
@@ -936,6 +966,11 @@ void mtls_proxy_worker_stop(unsigned id)
 
     if (!P.on || id >= P.n_pools)
         return;
+    for (unsigned i = 0; i < IDCACHE; i++) {
+        free(P.pools[id].idc[i].z);
+        mtls_buf_free(&P.pools[id].idc[i].lines);
+        memset(&P.pools[id].idc[i], 0, sizeof(P.pools[id].idc[i]));
+    }
     /* The ring goes away with the worker: nothing completes any more, so
      * every connection is freed here, whatever was in flight. */
     while ((l = P.pools[id].all.head) != NULL) {
