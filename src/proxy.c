@@ -400,6 +400,8 @@ static void preq_done(struct preq *r, bool reusable)
 
     count_status(r->pool, status);
     note_upstream(r, status);
+    if (r->resp.client_close)
+        x->close = true; /* an HTTP/1.0 body delimited by the close */
     r->u = NULL;
     if (u) {
         if (reusable && r->req_done && !u->dead)
@@ -758,6 +760,7 @@ static int on_head(struct mtls_exchange *x, const struct mtls_http_request *req)
         cl_found = false;
     r->has_body = r->chunked || (cl_found && cl > 0);
     mtls_ups_resp_init(&r->resp, &r->to_client, req->method == HTTP_HEAD, false);
+    r->resp.client_http10 = req->version_major == 1 && req->version_minor == 0;
     METRIC_INC(pl->m, upstream_requests);
 
     x->ops->peer_addr(x, addr, sizeof(addr));

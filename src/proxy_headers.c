@@ -565,7 +565,7 @@ int mtls_proxy_response_head(int status, const char *reason, size_t reason_len,
                      (unsigned long long)fr->content_length);
             r |= put(out, line);
         }
-    } else {
+    } else if (!fr->until_close) {
         if (fr->chunked) {
             r |= put(out, "Transfer-Encoding: chunked\r\n");
         } else {

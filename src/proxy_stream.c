@@ -145,11 +145,17 @@ static int on_headers_complete(llhttp_t *p)
         fr.no_body = true;
         fr.length_known = r->n_cl == 1 && status != 204;
         fr.content_length = p->content_length;
-    } else if (chunked_in) {
-        fr.chunked = true;
     } else if (r->n_cl == 1) {
         fr.content_length = p->content_length;
         r->content_length = p->content_length;
+    } else if (r->client_http10) {
+        /* HTTP/1.0 knows no chunked framing: the body ends when the client
+         * connection does (the caller closes it after this answer). */
+        fr.until_close = true;
+        fr.close = r->client_close = true;
+        r->close_delimited = !chunked_in;
+    } else if (chunked_in) {
+        fr.chunked = true;
     } else {
         fr.chunked = true; /* delimited by the upstream's close */
         r->close_delimited = true;

@@ -115,7 +115,7 @@ static void test_response_head(void)
     struct mtls_http_header h[] = {H("Content-Type", "text/plain"), H("Connection", "X-Up"),
                               H("X-Up", "1"),                 H("Keep-Alive", "timeout=5"),
                               H("Content-Length", "12"),      H("Set-Cookie", "a=b")};
-    struct mtls_response_framing fr = {false, false, 12, false, false};
+    struct mtls_response_framing fr = {.content_length = 12};
     struct mtls_buf out = {0};
 
     CHECK(mtls_proxy_response_head(201, "Created", 7, h, 6, &fr, &out) == 0);

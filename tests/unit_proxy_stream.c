@@ -156,6 +156,29 @@ int main(void)
     CHECK(c.last == MTLS_UPS_ERROR && !c.head_sent);
     mtls_buf_free(&c.out);
 
+    /* An HTTP/1.0 client: no chunked framing; the body ends with the
+     * connection (Connection: close), a Content-Length passes through. */
+    {
+        struct mtls_buf out = {0};
+        struct mtls_ups_resp r;
+        const char *in = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+        size_t used, off = 0;
+        enum mtls_ups_event ev;
+
+        mtls_ups_resp_init(&r, &out, false, false);
+        r.client_http10 = true;
+        do {
+            ev = mtls_ups_resp_feed(&r, (const uint8_t *)in + off, strlen(in) - off, &used);
+            off += used;
+        } while (ev == MTLS_UPS_HEAD);
+        CHECK(ev == MTLS_UPS_DONE && r.client_close);
+        mtls_buf_append(&out, "", 1);
+        CHECK(strcmp((char *)out.data,
+                     "HTTP/1.1 200 OK\r\nVia: 1.1 mtlsd\r\nConnection: close\r\n\r\nabc") == 0);
+        mtls_ups_resp_free(&r);
+        mtls_buf_free(&out);
+    }
+
     /* Request body framing. */
     struct mtls_buf b = {0};
     CHECK(mtls_chunk_append(&b, "hello world, 17 b", 17) == 0);

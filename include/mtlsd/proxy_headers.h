@@ -99,6 +99,8 @@ struct mtls_response_framing {
     bool no_body;                   /* HEAD, 1xx, 204, 304: no framing added */
     uint64_t content_length;
     bool length_known;              /* with no_body: still send Content-Length */
+    bool until_close;               /* no framing: the body ends with the connection
+                                       (an HTTP/1.0 client and no Content-Length) */
     bool close;
 };
 int mtls_proxy_response_head(int status, const char *reason, size_t reason_len,

@@ -35,6 +35,7 @@ struct mtls_ups_resp {
     struct mtls_buf *to_client; /* response bytes for the client (appended) */
     bool head_request;          /* the request was HEAD: no body follows */
     bool client_close;          /* the client's answer must say Connection: close */
+    bool client_http10;         /* the client speaks HTTP/1.0: no chunked framing */
     bool in_value;
     bool head_sent;             /* the head is in to_client */
     bool chunked_out;           /* the body goes to the client chunked */

@@ -75,6 +75,10 @@ h=$(tr -d '\r' <"$T/h")
 check_not_contains "hop-by-hop response field listed in Connection dropped" "$h" "X-Echo-Hop"
 check_not_contains "Keep-Alive response field dropped" "$h" "Keep-Alive"
 check_contains "upstream's own fields kept" "$h" "X-Echo-Conn:"
+r=$(itc req --expect 1 --quiet 3 --data 'GET /ten?chunked=1 HTTP/1.0\r\n\r\n')
+check_eq "HTTP/1.0 client, chunked upstream answer: 200" "$(jget "$r" 'j["statuses"]')" "[200]"
+check_eq "... body whole, not chunked" "$(jget "$r" 'json.loads(j["responses"][0]["body"])["target"]')" "/ten?chunked=1"
+check_eq "... connection closed after it" "$(jget "$r" 'j["closed"]')" true
 check_eq "HEAD forwarded" "$(ccurl -I -o /dev/null -w '%{http_code}' "$(url /h)")" 200
 check_eq "404 of the app passed through" "$(ccurl -o /dev/null -w '%{http_code}' "$(url '/x?status=404')")" 404
 
@@ -221,6 +225,18 @@ pem=$($PY -c 'import re,sys,urllib.parse; print(urllib.parse.unquote(re.search(r
 check_eq "XFCC Cert: URL-decoded, the client's PEM" "$(openssl x509 -outform der <<<"$pem" | base64 -w0)" "$der"
 check_eq "no built-in routes without --builtin-prefix" "$(jget "$(ccurl "$(url /metrics)")" 'j["target"]')" /metrics
 
+# ---- an IPv6 upstream ------------------------------------------------------------------
 stop_mtlsd
+if $PY -c 'import socket; s = socket.socket(socket.AF_INET6); s.bind(("::1", 0))' 2>/dev/null; then
+    rm -f "$T/eb6.port"
+    $PY "$BACKEND" --listen "[::1]:0" --port-file "$T/eb6.port" >"$T/eb6.log" 2>&1 &
+    IT_BG_PIDS+=($!)
+    for ((i = 0; i < 200; i++)); do [ -s "$T/eb6.port" ] && break; sleep 0.05; done
+    start_mtlsd --workers 1 --upstream "http://[::1]:$(cat "$T/eb6.port")"
+    check_eq "IPv6 upstream [::1]: forwarded" "$(jget "$(ccurl "$(url /v6)")" 'j["target"]')" /v6
+    stop_mtlsd
+else
+    skip "no IPv6 loopback: IPv6 upstream not tested"
+fi
 check_eq "mtlsd exits 0" "$MTLSD_RC" 0
 finish

@@ -28,13 +28,39 @@ rss_bound() {
     if [ "$IT_SLOW" = 1 ]; then check_range "$1" "$2" -100000 "$3"; else skip "$1 ($2 KB; sanitizer build)"; fi
 }
 
+# ---- flags ---------------------------------------------------------------------------
+# exits 2 with a message naming the flag: "flagerr NAME EXPECTED ARGS..."
+flagerr() {
+    local name=$1 want=$2 out rc; shift 2
+    out=$("$MTLSD" --cert "$PKI/server.crt" --key "$PKI/server.key" --client-ca "$PKI/ca.crt" \
+        --listen "127.0.0.1:$(free_port)" "$@" 2>&1); rc=$?
+    check_eq "$name: exit 2" "$rc" 2
+    check_contains "$name: says why" "$out" "$want"
+}
+flagerr "--upstream ftp://" "--upstream: 'ftp://x:1' must be http://HOST:PORT" --upstream ftp://x:1
+flagerr "--upstream without a port" "must be http://HOST:PORT" --upstream http://127.0.0.1
+flagerr "--upstream with a path" "a path prefix is not supported" --upstream http://127.0.0.1:80/app
+flagerr "--upstream unix: relative" "unix:/absolute/path" --upstream unix:app.sock
+flagerr "--upstream name that does not resolve" "cannot resolve" --upstream http://no-such-host.invalid:80
+flagerr "--builtin-prefix without --upstream" "applies with --upstream only" --builtin-prefix /.m
+flagerr "--builtin-prefix ending in /" "must be a path like" --upstream unix:/x --builtin-prefix /m/
+flagerr "--client-cert-header bogus" "must be rfc9440, xfcc or none" --upstream unix:/x --client-cert-header pem
+flagerr "--client-cert-header none with rfc9440" "cannot be combined" --upstream unix:/x \
+    --client-cert-header none --client-cert-header rfc9440
+flagerr "--strip-header with a space" "is not a header name" --upstream unix:/x --strip-header "X Y"
+flagerr "--upstream-timeout 0" "--upstream-timeout" --upstream unix:/x --upstream-timeout 0
+check_contains "--help lists --upstream-conns" "$("$MTLSD" --help)" "--upstream-conns N"
+
 # ---- upstream down ----------------------------------------------------------------
 DEAD=$(free_port)
-start_mtlsd --workers 1 --upstream "http://127.0.0.1:$DEAD" --builtin-prefix /.mtlsd
+start_mtlsd --workers 1 --upstream "http://localhost:$DEAD" --builtin-prefix /.mtlsd
 check_eq "upstream refuses: 502" "$(code "$(url /x)")" 502
 check_eq "upstream refuses, POST with a body: 502" "$(code --data-binary 'abc' "$(url /x)")" 502
 check_range "connect failures counted" "$(pmetric mtlsd_upstream_connect_failures)" 2 10
 check_eq "built-in routes still answer" "$(ccurl "$(url /.mtlsd/healthz)")" ok
+stop_mtlsd
+start_mtlsd --workers 1 --upstream "unix:$T/nobody-listens.sock"
+check_eq "Unix socket upstream missing: 502" "$(code "$(url /x)")" 502
 stop_mtlsd
 
 # ---- faults of a live upstream ---------------------------------------------------------
