@@ -1,17 +1,37 @@
 #!/usr/bin/env bash
 # Installs what mtlsd needs on a Debian 12 machine and builds wolfSSL from
-# Debian's source package into a cache outside the clone.
-#   scripts/deps.sh            packages + wolfSSL (idempotent, fast when cached)
+# Debian's source package (a pinned version from Debian 13 "trixie", see
+# WOLF_VERSION) into a cache outside the clone.
+#   scripts/deps.sh [GROUP...]  packages + wolfSSL (idempotent, fast when cached)
+# GROUP: run (default: what building and running mtlsd needs), test (adds the
+# test clients; scripts/test.sh), bench (adds the servers bench/compare
+# measures against).
 # Prints the wolfSSL install prefix on the last line of stdout.
 set -euo pipefail
 
 CACHE=${MTLSD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mtlsd}
 mkdir -p "$CACHE"
 
-PKGS=(build-essential cmake pkg-config dpkg-dev autoconf automake libtool
-      liburing-dev node-llhttp curl openssl gnutls-bin wrk nginx-light haproxy
-      lighttpd lighttpd-mod-wolfssl gnuplot-nox valgrind procps python3 ca-certificates
-      libssl-dev strace zlib1g-dev)
+# run: compilers, wolfSSL's source build, liburing, llhttp, openssl for the
+# development PKI (certs/gen.sh) and curl to try it.
+PKGS_run=(build-essential cmake pkg-config dpkg-dev autoconf automake libtool
+          liburing-dev node-llhttp patch openssl curl procps ca-certificates
+          zlib1g-dev)
+# test: the clients the tests drive (libssl-dev builds bench/wrk-shim.c for
+# tests/integration/load_tools.sh; strace checks that bad flags open no socket).
+PKGS_test=(gnutls-bin python3 wrk libssl-dev strace)
+# bench: the servers bench/compare measures against, and its plots.
+PKGS_bench=(wrk libssl-dev python3 nginx-light haproxy lighttpd lighttpd-mod-wolfssl gnuplot-nox)
+
+PKGS=("${PKGS_run[@]}")
+for group in "$@"; do
+    case $group in
+    run) ;;
+    test) PKGS+=("${PKGS_test[@]}") ;;
+    bench) PKGS+=("${PKGS_bench[@]}") ;;
+    *) echo "deps: unknown group '$group' (run, test or bench)" >&2; exit 2 ;;
+    esac
+done
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -23,6 +43,17 @@ if [ ${#missing[@]} -gt 0 ]; then
     $SUDO apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
+
+# The wolfSSL the build expects: Debian trixie's source package (5.7.2 has
+# SHA-NI code and three years of fixes over bookworm's 5.5.4). A stable
+# release's package stays fetchable; its security updates replace it, and
+# then this script stops with the versions on offer (see below).
+WOLF_SUITE=trixie
+WOLF_VERSION=5.7.2-0.1+deb13u2
+# Patches applied to that source, in this order (each says why and when to
+# drop it). Their content is part of the cache key.
+WOLF_PATCHES=(wolfssl-ticket-len.patch wolfssl-many-suites.patch)
+PATCH_DIR=$(cd "$(dirname "$0")" && pwd)/patches
 
 # The configure line is chosen for this server (see README "Building wolfSSL"):
 # assembly on, only the features mtlsd uses, and no --enable-distro (its
@@ -43,7 +74,8 @@ WOLF_CFLAGS="-O2 -g -DWOLFSSL_ALWAYS_VERIFY_CB -DWOLFSSL_VERIFY_CB_ALL_CERTS \
 # buffer, so it costs about 1 KB per connection: see README "Performance".
 WOLF_CFLAGS=$(echo "$WOLF_CFLAGS" | tr -s ' ')
 
-key=$(printf '%s\n' "${WOLF_CONFIGURE[@]}" "$WOLF_CFLAGS" "v1" | sha256sum | cut -c1-12)
+key=$( { printf '%s\n' "$WOLF_SUITE" "$WOLF_VERSION" "${WOLF_CONFIGURE[@]}" "$WOLF_CFLAGS";
+         for p in "${WOLF_PATCHES[@]}"; do cat "$PATCH_DIR/$p"; done; } | sha256sum | cut -c1-12)
 PREFIX="$CACHE/wolfssl-$key"
 
 # One build at a time (parallel test runs share the cache).
@@ -55,23 +87,53 @@ if [ ! -f "$PREFIX/.complete" ]; then
     rm -rf "$work" "$PREFIX"
     mkdir -p "$work/lists/partial"
     # A private apt configuration for the deb-src entry: the system's
-    # sources are left untouched.
-    # The deb-src entry mirrors the system's own Debian source (its address
-    # and suite, as apt knows them), so nothing here names a host.
-    src=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 'Created-By: Packages' \
-          'Component: main' 2>/dev/null | grep -v -e '-security' -e '-updates' | head -n 1)
-    if [ -z "$src" ]; then
+    # sources are left untouched. The entry uses the system's own Debian
+    # mirror (its address, as apt knows it), so nothing here names a host,
+    # with the suite the pin comes from. signed-by: apt checks the suite's
+    # InRelease against the Debian archive keyring and every downloaded file
+    # against the hashes of the signed Sources index.
+    mirror=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 'Created-By: Packages' \
+             'Component: main' 2>/dev/null | grep -v -e '-security' -e '-updates' | head -n 1 | cut -d' ' -f1)
+    if [ -z "$mirror" ]; then
         apt-get update -qq >&2
-        src=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 'Created-By: Packages' \
-              'Component: main' 2>/dev/null | grep -v -e '-security' -e '-updates' | head -n 1)
+        mirror=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 'Created-By: Packages' \
+                 'Component: main' 2>/dev/null | grep -v -e '-security' -e '-updates' | head -n 1 | cut -d' ' -f1)
     fi
-    [ -n "$src" ] || { echo "deps: apt has no Debian 'main' source to fetch wolfssl from" >&2; exit 1; }
-    echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $src main" > "$work/src.list"
+    [ -n "$mirror" ] || { echo "deps: apt has no Debian 'main' source to fetch wolfssl from" >&2; exit 1; }
+    echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $WOLF_SUITE main" > "$work/src.list"
     APTOPT=(-o "Dir::Etc::SourceList=$work/src.list" -o Dir::Etc::SourceParts=/dev/null
             -o "Dir::State::Lists=$work/lists" -o APT::Sandbox::User=root)
     apt-get "${APTOPT[@]}" update -qq >&2
-    (cd "$work" && apt-get "${APTOPT[@]}" source --download-only -qq wolfssl >&2)
-    (cd "$work" && dpkg-source -x wolfssl_*.dsc wolfssl >/dev/null)
+    if ! (cd "$work" && apt-get "${APTOPT[@]}" source --download-only -qq "wolfssl=$WOLF_VERSION" >&2); then
+        offered=$(apt-cache "${APTOPT[@]}" showsrc wolfssl 2>/dev/null | sed -n 's/^Version: //p' | tr '\n' ' ')
+        cat >&2 <<MSG
+deps: wolfssl $WOLF_VERSION is no longer offered by $mirror ($WOLF_SUITE).
+      On offer there: ${offered:-nothing}
+      To move the pin: set WOLF_VERSION in scripts/deps.sh to one of these,
+      read its debian/changelog, check that scripts/patches/ still apply (and
+      drop those the new version makes unnecessary), then run scripts/test.sh.
+MSG
+        exit 1
+    fi
+    # The .dsc names the tarballs with their sizes and hashes; apt checked
+    # the .dsc and the tarballs against the signed index, and here each
+    # tarball is checked against the .dsc before anything is unpacked.
+    dsc="$work/wolfssl_${WOLF_VERSION#*:}.dsc"
+    [ -f "$dsc" ] || { echo "deps: $dsc missing after apt-get source" >&2; exit 1; }
+    sed -n '/^Checksums-Sha256:/,/^[^ ]/{/^ /p}' "$dsc" | while read -r sum size file; do
+        [ "$(stat -c %s "$work/$file")" = "$size" ] &&
+            echo "$sum  $work/$file" | sha256sum --quiet -c - ||
+            { echo "deps: $file does not match $dsc" >&2; exit 1; }
+    done
+    # dpkg-source checks the .dsc's hashes again; it cannot check the
+    # uploader's signature (no debian-keyring here) and says so: that
+    # warning is kept out of the way, the archive's signature covers it.
+    (cd "$work" && dpkg-source -x "$dsc" wolfssl >"$work/dpkg-source.log" 2>&1) ||
+        { cat "$work/dpkg-source.log" >&2; exit 1; }
+    for p in "${WOLF_PATCHES[@]}"; do
+        patch -d "$work/wolfssl" -p1 --forward --batch --quiet < "$PATCH_DIR/$p" >&2 ||
+            { echo "deps: scripts/patches/$p does not apply to wolfssl $WOLF_VERSION" >&2; exit 1; }
+    done
     (cd "$work/wolfssl" && ./autogen.sh >/dev/null 2>&1 &&
         ./configure --prefix="$PREFIX" "${WOLF_CONFIGURE[@]}" CFLAGS="$WOLF_CFLAGS" >"$work/configure.log" 2>&1 ||
         { tail -30 "$work/configure.log" >&2; exit 1; })
@@ -79,9 +141,8 @@ if [ ! -f "$PREFIX/.complete" ]; then
         { tail -30 "$work/make.log" >&2; exit 1; })
     # An install without options.h would silently use the system's header.
     [ -f "$PREFIX/include/wolfssl/options.h" ] || { echo "deps: $PREFIX lacks wolfssl/options.h" >&2; exit 1; }
-    # src/tickets.c reads two ClientHello extensions from the WOLFSSL object
-    # (the PSK key exchange modes: wolfSSL has no server-side switch to refuse
-    # psk_ke). internal.h is not installed by "make install"; it must match
+    # src/tickets.c and src/sessions.c read a few fields of the WOLFSSL
+    # object (see include/mtlsd/wolfssl_internal.h). internal.h is not installed by "make install"; it must match
     # this exact build, so it is copied from the same tree.
     cp "$work/wolfssl/wolfssl/internal.h" "$PREFIX/include/wolfssl/internal.h"
     touch "$PREFIX/.complete"

@@ -1,6 +1,7 @@
 /* access_log.c: a line per request; values that come from the client are
  * escaped so that a request cannot forge log lines. */
 #include "mtlsd/access_log.h"
+#include "mtlsd/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -56,17 +57,12 @@ static void put_escaped(struct mtls_buf *b, const char *s, size_t n)
 
 void mtls_access_log_format(struct mtls_buf *b, const struct mtls_access *a)
 {
-    char head[160], tail[96];
-    struct timespec ts;
-    struct tm tm;
+    char head[160], tail[96], stamp[MTLS_TIMESTAMP_LEN];
     const char *uri = "-";
     int n;
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    n = snprintf(head, sizeof(head), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s \"",
-                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                 tm.tm_sec, ts.tv_nsec / 1000000, a->client ? a->client : "-");
+    mtls_timestamp(stamp);
+    n = snprintf(head, sizeof(head), "%s %s \"", stamp, a->client ? a->client : "-");
     mtls_buf_append(b, head, (size_t)n);
     if (a->identity) {
         put_escaped(b, a->identity->subject, strlen(a->identity->subject));

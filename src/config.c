@@ -72,6 +72,8 @@ static const struct choice on_off[] = {{"on", 1}, {"off", 0}, {NULL, 0}};
 static const struct choice client_auth_modes[] = {
     {"verify", MTLS_AUTH_VERIFY}, {"present", MTLS_AUTH_PRESENT},
     {"optional", MTLS_AUTH_OPTIONAL}, {NULL, 0}};
+static const struct choice io_backends[] = {
+    {"auto", MTLS_IO_AUTO}, {"io_uring", MTLS_IO_URING}, {"epoll", MTLS_IO_EPOLL}, {NULL, 0}};
 static const struct choice log_levels[] = {
     {"error", MTLS_LOG_ERROR}, {"warn", MTLS_LOG_WARN}, {"info", MTLS_LOG_INFO},
     {"debug", MTLS_LOG_DEBUG}, {NULL, 0}};
@@ -240,6 +242,11 @@ static const struct opt opts[] = {
     UINT("workers", "N", workers, 1, 1024, NULL,
          "worker threads, each with its own io_uring and\n"
          "SO_REUSEPORT listener (default: online CPUs)"),
+    CHOICE("io", "auto|io_uring|epoll", io, io_backends, "auto",
+           "I/O backend (default auto, or $MTLSD_IO): auto\n"
+           "uses io_uring when the kernel and seccomp allow\n"
+           "it, else epoll (one log line says why);\n"
+           "io_uring refuses to start without it"),
     OFF("no-pin", pin_cpus, "do not pin worker N to CPU N"),
     UINT("max-conns", "N", max_conns, 1, 1000000, "10000",
          "connections per worker; more are closed at\n"
@@ -572,6 +579,17 @@ enum mtls_config_result mtls_config_parse(struct mtls_config *cfg, int argc, cha
         n++;
     }
     memset(&long_opts[n], 0, sizeof(long_opts[n]));
+
+    /* The environment sets --io's default (the test suite runs whole on one
+     * backend with it); --io overrides. */
+    const char *env_io = getenv("MTLSD_IO");
+    for (size_t i = 0; env_io && *env_io && i < N_OPTS; i++)
+        if (strcmp(opts[i].name, "io") == 0 &&
+            apply(cfg, &opts[i], env_io, false, err, errlen) < 0) {
+            size_t used = strlen(err);
+            snprintf(err + used, errlen - used, " (from $MTLSD_IO)");
+            return MTLS_CONFIG_ERROR;
+        }
 
     opterr = 0;
     optind = 1;

@@ -2,16 +2,18 @@
  *
  * Rules that keep it safe:
  * - a connection is never freed inside its own callbacks: mtls_conn_close()
- *   marks it DEAD and the worker reaps it once no op in the ring names it;
- * - the ciphertext being sent (out_flight) belongs to the kernel until the
- *   send completes; new output goes to out_pending;
- * - a receive buffer goes back to the ring before the handler returns:
- *   bytes that cannot be processed yet are copied to in_left. */
+ *   marks it DEAD and the I/O backend calls on_closed once no operation
+ *   names it (io.c counts them);
+ * - the ciphertext being sent (out_flight) belongs to the backend until
+ *   on_sent; new output goes to out_pending;
+ * - received bytes are lent for the duration of on_recv: bytes that cannot
+ *   be processed yet are copied to in_left. */
 #include "mtlsd/conn.h"
 #include "mtlsd/log.h"
 #include "mtlsd/handler.h"
 #include "mtlsd/response.h"
 #include "mtlsd/access_log.h"
+#include "mtlsd/clock.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -23,26 +25,19 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#define SPARE_MAX (sizeof(((struct mtls_conn_env *)0)->spare) / sizeof(struct mtls_buf))
+
 /* Output backlog bounds: above HIGH the connection stops parsing input (a
  * pipelining client that does not read its responses); below LOW it goes on. */
 #define OUT_HIGH (256u * 1024)
 #define OUT_LOW (64u * 1024)
-/* Input kept while paused: what the multishot receive had already taken
- * before its cancellation landed, at most the worker's whole buffer ring
- * (settings.max_unread). More than that cannot arrive; the check is a
- * guard, not flow control. */
-static struct mtls_conn_settings settings;
-
-void mtls_conn_configure(const struct mtls_conn_settings *s)
-{
-    settings = *s;
-}
-
 static void conn_flush(struct mtls_conn *c);
+static void buf_get(struct mtls_conn_env *env, struct mtls_buf *b);
 static void conn_pump(struct mtls_conn *c);
 static void conn_pause(struct mtls_conn *c);
 static void conn_finish(struct mtls_conn *c, bool notify);
 static void conn_resume(struct mtls_conn *c);
+static const struct mtls_io_handler conn_io;
 static void conn_log(struct mtls_conn *c, const struct mtls_http_request *req,
                      const struct mtls_peer *peer, int status, size_t bytes);
 
@@ -54,8 +49,8 @@ static int exchange_write(struct mtls_exchange *x, const void *p, size_t n)
     if (c->state == MTLS_CONN_DEAD)
         return -1;
     if (c->out_pending.cap == 0)
-        mtls_worker_buf_get(c->w, &c->out_pending);
-    if (mtls_tls_write(&c->tls, p, n) < 0)
+        buf_get(c->env, &c->out_pending);
+    if (mtls_tls_write(c->tls, p, n) < 0)
         return -1;
     /* Answered later (from an upstream's callback): nothing else sends it. */
     if (x->pending)
@@ -68,7 +63,7 @@ static void exchange_end(struct mtls_exchange *x, int status)
     struct mtls_conn *c = x->owner;
 
     if (status == 403)
-        METRIC_INC(&c->w->metrics, forbidden);
+        METRIC_INC(c->env->metrics, forbidden);
     if (mtls_access_log_enabled())
         conn_log(c, &c->req, &c->peer, status, x->bytes);
     bool later = x->pending;
@@ -113,7 +108,7 @@ static void exchange_kill(struct mtls_exchange *x, const char *why)
     /* What was already queued goes out (the client sees exactly the part
      * that came), then the connection closes without close_notify: the
      * truncation shows. */
-    log_debug("worker %u: fd %d: %s: closing", c->w->id, c->fd, why);
+    log_debug("worker %u: fd %d: %s: closing", c->env->worker_id, c->io.fd, why);
     conn_finish(c, false);
 }
 
@@ -124,7 +119,7 @@ static void exchange_peer_addr(struct mtls_exchange *x, char *buf, size_t len)
     socklen_t sl = sizeof(ss);
 
     buf[0] = '\0';
-    if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) < 0)
+    if (getpeername(c->io.fd, (struct sockaddr *)&ss, &sl) < 0)
         return;
     if (ss.ss_family == AF_INET)
         inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)len);
@@ -142,7 +137,40 @@ static int conn_on_body(void *ctx, const uint8_t *p, size_t n)
     return mtls_exchange_body(&((struct mtls_conn *)ctx)->x, p, n);
 }
 
-struct mtls_conn *mtls_conn_new(struct mtls_worker *w, int fd)
+static struct mtls_conn *conn_of(struct mtls_io_sock *s)
+{
+    return mtls_container_of(s, struct mtls_conn, io);
+}
+
+int mtls_conn_env_init(struct mtls_conn_env *env)
+{
+    env->plain_cap = 16384 + 256;
+    env->plain = malloc(env->plain_cap);
+    return env->plain ? 0 : -1;
+}
+
+/* Output buffers: an idle connection keeps none, the worker a few. */
+static void buf_get(struct mtls_conn_env *env, struct mtls_buf *b)
+{
+    if (env->nspare)
+        *b = env->spare[--env->nspare];
+}
+
+static void buf_put(struct mtls_conn_env *env, struct mtls_buf *b)
+{
+    if (!b->data)
+        return;
+    /* Keep a few ordinary-sized buffers; a large one goes back to malloc. */
+    if (env->nspare < SPARE_MAX && b->cap <= 64 * 1024) {
+        b->len = 0;
+        env->spare[env->nspare++] = *b;
+        memset(b, 0, sizeof(*b));
+    } else {
+        mtls_buf_free(b);
+    }
+}
+
+struct mtls_conn *mtls_conn_new(struct mtls_conn_env *env, int fd)
 {
     struct mtls_conn *c = calloc(1, sizeof(*c));
 
@@ -150,38 +178,34 @@ struct mtls_conn *mtls_conn_new(struct mtls_worker *w, int fd)
         close(fd);
         return NULL;
     }
-    c->w = w;
-    c->fd = fd;
-    c->timer = MTLS_TIMER_NONE;
-    if (mtls_tls_new(&c->tls, w->tls, &c->out_pending, &w->metrics) < 0) {
+    c->env = env;
+    if (mtls_tls_new(&c->tls, env->tls, &c->out_pending, env->metrics) < 0) {
         free(c);
         close(fd);
         return NULL;
     }
-    c->born_ms = w->now_ms;
-    mtls_http_init(&c->http, &w->limits);
+    mtls_io_attach(env->io, &c->io, fd, &conn_io);
+    c->born_ms = mtls_io_now_ms(env->io);
+    mtls_http_init(&c->http, &env->limits);
     mtls_http_set_body(&c->http, conn_on_body, c);
     c->x.ops = &exchange_ops;
     c->x.owner = c;
-    c->x.scratch = &w->resp;
+    c->x.scratch = &env->resp;
     c->state = MTLS_CONN_HANDSHAKE;
-    mtls_list_push_back(&w->all, &c->all_link);
-    w->nconns++;
-    METRIC_INC(&w->metrics, connections_open);
-    mtls_worker_timer_set(w, c, MTLS_TIMER_HANDSHAKE);
-    mtls_ring_recv(&w->ring, fd, c);
-    c->recv_armed = true;
-    c->refs++;
+    mtls_list_push_back(&env->all, &c->all_link);
+    env->nopen++;
+    METRIC_INC(env->metrics, connections_open);
+    mtls_io_timer_set(&c->io, MTLS_TIMER_HANDSHAKE);
+    mtls_io_recv_start(&c->io);
     return c;
 }
 
-void mtls_conn_free(struct mtls_conn *c)
+static void conn_free(struct mtls_conn *c)
 {
-    struct mtls_worker *w = c->w;
-
-    mtls_list_unlink(&w->all, &c->all_link);
-    close(c->fd);
-    mtls_tls_free(&c->tls);
+    mtls_list_unlink(&c->env->all, &c->all_link);
+    mtls_io_discard(&c->io);
+    mtls_tls_free(c->tls);
+    c->tls = NULL;
     mtls_http_free(&c->http);
     mtls_buf_free(&c->out_flight);
     mtls_buf_free(&c->out_pending);
@@ -190,36 +214,39 @@ void mtls_conn_free(struct mtls_conn *c)
     free(c);
 }
 
-static void conn_unref(struct mtls_conn *c)
+static void conn_on_closed(struct mtls_io_sock *s)
 {
-    c->refs--;
-    if (c->state == MTLS_CONN_DEAD && c->refs == 0) {
-        c->reap_next = c->w->reap;
-        c->w->reap = c;
-    }
+    conn_free(conn_of(s));
+}
+
+void mtls_conn_env_free(struct mtls_conn_env *env)
+{
+    struct mtls_link *l;
+
+    while ((l = env->all.head))
+        conn_free(mtls_container_of(l, struct mtls_conn, all_link));
+    for (unsigned i = 0; i < env->nspare; i++)
+        mtls_buf_free(&env->spare[i]);
+    env->nspare = 0;
+    mtls_buf_free(&env->resp);
+    mtls_buf_free(&env->alog);
+    free(env->plain);
+    env->plain = NULL;
 }
 
 void mtls_conn_close(struct mtls_conn *c, const char *why)
 {
-    struct mtls_worker *w = c->w;
+    struct mtls_conn_env *env = c->env;
 
     if (c->state == MTLS_CONN_DEAD)
         return;
     if (why)
-        log_debug("worker %u: closing fd %d: %s", w->id, c->fd, why);
+        log_debug("worker %u: closing fd %d: %s", env->worker_id, c->io.fd, why);
     c->state = MTLS_CONN_DEAD;
     mtls_exchange_abort(&c->x); /* a handler still answering lets go */
-    mtls_worker_timer_clear(w, c);
-    w->nconns--;
-    METRIC_DEC(&w->metrics, connections_open);
-    if (c->recv_armed)
-        mtls_ring_cancel(&w->ring, c, MTLS_OP_RECV);
-    if (c->send_inflight)
-        mtls_ring_cancel(&w->ring, c, MTLS_OP_SEND);
-    if (c->refs == 0) {
-        c->reap_next = w->reap;
-        w->reap = c;
-    }
+    env->nopen--;
+    METRIC_DEC(env->metrics, connections_open);
+    mtls_io_close(&c->io);
 }
 
 /* Start the orderly end: what is queued goes out, then linger. */
@@ -229,9 +256,13 @@ static void conn_finish(struct mtls_conn *c, bool notify)
         c->state == MTLS_CONN_LINGER)
         return;
     if (notify)
-        mtls_tls_close_notify(&c->tls);
+        mtls_tls_close_notify(c->tls);
     c->state = MTLS_CONN_CLOSING;
-    c->paused = false;
+    if (c->paused) {
+        /* Reading again (and discarding): linger needs to see the EOF. */
+        c->paused = false;
+        mtls_io_recv_start(&c->io);
+    }
     conn_flush(c);
 }
 
@@ -239,20 +270,19 @@ static void conn_linger(struct mtls_conn *c)
 {
     /* Half-close and keep reading: closing with unread input would make
      * the kernel send a RST that can destroy our last response in flight. */
-    if (c->peer_eof || !c->recv_armed || shutdown(c->fd, SHUT_WR) < 0) {
+    if (c->peer_eof || !mtls_io_receiving(&c->io) || mtls_io_shutdown_write(&c->io) < 0) {
         mtls_conn_close(c, "closed");
         return;
     }
     c->state = MTLS_CONN_LINGER;
-    mtls_worker_timer_set(c->w, c, MTLS_TIMER_LINGER);
+    mtls_io_timer_set(&c->io, MTLS_TIMER_LINGER);
 }
 
 static void conn_flush(struct mtls_conn *c)
 {
-    struct mtls_worker *w = c->w;
     struct mtls_buf tmp;
 
-    if (c->state == MTLS_CONN_DEAD || c->send_inflight)
+    if (c->state == MTLS_CONN_DEAD || mtls_io_sending(&c->io))
         return;
     if (c->out_pending.len == 0) {
         if (c->state == MTLS_CONN_CLOSING)
@@ -265,32 +295,27 @@ static void conn_flush(struct mtls_conn *c)
     c->out_flight = c->out_pending;
     c->out_pending = tmp;
     c->out_pending.len = 0;
-    c->flight_sent = 0;
-    mtls_ring_send(&w->ring, c->fd, c->out_flight.data, c->out_flight.len, c);
-    c->send_inflight = true;
-    c->refs++;
+    mtls_io_send(&c->io, c->out_flight.data, c->out_flight.len);
 }
 
 static void conn_pause(struct mtls_conn *c)
 {
     c->paused = true;
-    if (c->recv_armed)
-        mtls_ring_cancel(&c->w->ring, c, MTLS_OP_RECV);
+    mtls_io_recv_stop(&c->io);
 }
 
 static void conn_log(struct mtls_conn *c, const struct mtls_http_request *req,
                      const struct mtls_peer *peer, int status, size_t bytes)
 {
-    struct mtls_worker *w = c->w;
+    struct mtls_conn_env *env = c->env;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
     char addr[INET6_ADDRSTRLEN + 8] = "-", host[INET6_ADDRSTRLEN];
-    struct timespec ts;
     struct mtls_access a;
 
     /* Looked up per logged request: keeping it would cost every idle
      * connection memory even with the log off. */
-    if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) == 0) {
+    if (getpeername(c->io.fd, (struct sockaddr *)&ss, &sl) == 0) {
         if (ss.ss_family == AF_INET) {
             struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
             inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
@@ -301,8 +326,7 @@ static void conn_log(struct mtls_conn *c, const struct mtls_http_request *req,
             snprintf(addr, sizeof(addr), "[%s]:%u", host, ntohs(v6->sin6_port));
         }
     }
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t now_us = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+    uint64_t now_us = mtls_mono_us();
     memset(&a, 0, sizeof(a));
     a.client = addr;
     a.identity = peer->identity;
@@ -313,10 +337,11 @@ static void conn_log(struct mtls_conn *c, const struct mtls_http_request *req,
     a.target_len = req->target_len;
     a.status = status;
     a.bytes = bytes;
-    a.usec = (unsigned long)(now_us > w->batch_us ? now_us - w->batch_us : 0);
+    uint64_t batch_us = mtls_io_now_us(env->io);
+    a.usec = (unsigned long)(now_us > batch_us ? now_us - batch_us : 0);
     a.upstream_status = c->x.upstream_status;
     a.upstream_usec = c->x.upstream_usec;
-    mtls_access_log_format(&w->alog, &a);
+    mtls_access_log_format(&env->alog, &a);
 }
 
 /* Feeds plaintext to the HTTP parser and answers each complete request.
@@ -324,7 +349,7 @@ static void conn_log(struct mtls_conn *c, const struct mtls_http_request *req,
  * unparsed rest is kept in plain_left). */
 static bool conn_http(struct mtls_conn *c, const uint8_t *p, size_t n)
 {
-    struct mtls_worker *w = c->w;
+    struct mtls_conn_env *env = c->env;
     struct mtls_http_request req;
     size_t used;
     int status = 0;
@@ -335,13 +360,14 @@ static bool conn_http(struct mtls_conn *c, const uint8_t *p, size_t n)
         n -= used;
         if (r == MTLS_HTTP_NEED_MORE)
             return true;
-        w->resp.len = 0;
+        env->resp.len = 0;
         if (r == MTLS_HTTP_ERROR) {
             mtls_exchange_abort(&c->x);
-            METRIC_INC(&w->metrics, bad_requests);
-            log_debug("worker %u: fd %d: bad request, answering %d", w->id, c->fd, status);
-            if (mtls_response_error(status, &w->resp) < 0 ||
-                mtls_tls_write(&c->tls, w->resp.data, w->resp.len) < 0) {
+            METRIC_INC(env->metrics, bad_requests);
+            log_debug("worker %u: fd %d: bad request, answering %d", env->worker_id, c->io.fd,
+                      status);
+            if (mtls_response_error(status, &env->resp) < 0 ||
+                mtls_tls_write(c->tls, env->resp.data, env->resp.len) < 0) {
                 mtls_conn_close(c, "cannot write error response");
                 return false;
             }
@@ -350,12 +376,12 @@ static bool conn_http(struct mtls_conn *c, const uint8_t *p, size_t n)
         }
         if (r == MTLS_HTTP_HEAD) {
             /* Authorization and the handler, once per request. */
-            c->peer.identity = c->tls.identity;
-            c->peer.chain_cached = c->tls.chain_cached;
-            c->peer.tls_version = mtls_tls_version_name(&c->tls);
-            c->peer.cipher = mtls_tls_cipher_name(&c->tls);
-            c->peer.worker = w->id;
-            c->peer.resumed = mtls_tls_resumed(&c->tls);
+            c->peer.identity = mtls_tls_identity(c->tls);
+            c->peer.chain_cached = mtls_tls_chain_cached(c->tls);
+            c->peer.tls_version = mtls_tls_version_name(c->tls);
+            c->peer.cipher = mtls_tls_cipher_name(c->tls);
+            c->peer.worker = env->worker_id;
+            c->peer.resumed = mtls_tls_resumed(c->tls);
             if (mtls_exchange_head(&c->x, &req, &c->peer) < 0) {
                 mtls_conn_close(c, "handler failed");
                 return false;
@@ -363,10 +389,10 @@ static bool conn_http(struct mtls_conn *c, const uint8_t *p, size_t n)
             continue;
         }
         /* --max-conn-lifetime: the answer closes an old connection. */
-        bool closing = !req.keep_alive || w->stopping ||
-                       (settings.max_conn_lifetime_ms &&
-                        w->now_ms - c->born_ms >= settings.max_conn_lifetime_ms);
-        METRIC_INC(&w->metrics, requests);
+        bool closing = !req.keep_alive || env->stopping ||
+                       (env->max_lifetime_ms &&
+                        mtls_io_now_ms(env->io) - c->born_ms >= env->max_lifetime_ms);
+        METRIC_INC(env->metrics, requests);
         c->req = req;
         enum mtls_handler_result hr = mtls_exchange_request(&c->x, &req, closing);
         if (hr == MTLS_HANDLER_FAIL) {
@@ -400,34 +426,34 @@ static bool conn_http(struct mtls_conn *c, const uint8_t *p, size_t n)
 /* Runs the TLS state machine on whatever ciphertext was fed. */
 static void conn_pump(struct mtls_conn *c)
 {
-    struct mtls_worker *w = c->w;
+    struct mtls_conn_env *env = c->env;
     enum mtls_tls_status st;
     const char *why = NULL;
     size_t n;
 
     if (c->state == MTLS_CONN_HANDSHAKE) {
-        st = mtls_tls_handshake(&c->tls, &why);
+        st = mtls_tls_handshake(c->tls, &why);
         if (st == MTLS_TLS_AGAIN)
             return;
         if (st != MTLS_TLS_OK) {
-            METRIC_INC(&w->metrics, handshakes_failed);
-            if (!c->tls.cert_presented)
-                METRIC_INC(&w->metrics, verify_rejected_no_cert);
-            log_info("worker %u: handshake failed: %s", w->id, why ? why : "unknown");
+            METRIC_INC(env->metrics, handshakes_failed);
+            if (!mtls_tls_cert_presented(c->tls))
+                METRIC_INC(env->metrics, verify_rejected_no_cert);
+            log_info("worker %u: handshake failed: %s", env->worker_id, why ? why : "unknown");
             /* wolfSSL queued an alert: send it, then close. */
             conn_finish(c, false);
             return;
         }
-        switch (c->tls.resumed) {
-        case MTLS_RESUME_TLS13_TICKET: METRIC_INC(&w->metrics, handshakes_resumed_tls13_ticket); break;
-        case MTLS_RESUME_TLS12_TICKET: METRIC_INC(&w->metrics, handshakes_resumed_tls12_ticket); break;
+        switch (mtls_tls_resume_kind(c->tls)) {
+        case MTLS_RESUME_TLS13_TICKET: METRIC_INC(env->metrics, handshakes_resumed_tls13_ticket); break;
+        case MTLS_RESUME_TLS12_TICKET: METRIC_INC(env->metrics, handshakes_resumed_tls12_ticket); break;
         case MTLS_RESUME_TLS12_SESSION_ID:
-            METRIC_INC(&w->metrics, handshakes_resumed_tls12_session_id);
+            METRIC_INC(env->metrics, handshakes_resumed_tls12_session_id);
             break;
-        default: METRIC_INC(&w->metrics, handshakes_full); break;
+        default: METRIC_INC(env->metrics, handshakes_full); break;
         }
         c->state = MTLS_CONN_ACTIVE;
-        mtls_worker_timer_set(w, c, MTLS_TIMER_IDLE);
+        mtls_io_timer_set(&c->io, MTLS_TIMER_IDLE);
     }
     if (c->state != MTLS_CONN_ACTIVE)
         return;
@@ -446,9 +472,9 @@ static void conn_pump(struct mtls_conn *c)
             conn_pause(c);
             return;
         }
-        st = mtls_tls_read(&c->tls, w->plain, w->plain_cap, &n);
+        st = mtls_tls_read(c->tls, env->plain, env->plain_cap, &n);
         if (st == MTLS_TLS_OK) {
-            if (!conn_http(c, w->plain, n))
+            if (!conn_http(c, env->plain, n))
                 return;
         } else if (st == MTLS_TLS_AGAIN) {
             return;
@@ -469,36 +495,35 @@ static void conn_input(struct mtls_conn *c, const uint8_t *p, size_t n)
         c->state == MTLS_CONN_DEAD)
         return; /* discard: we are on our way out */
     if (c->paused) {
-        if (c->in_left.len + n > settings.max_unread || mtls_buf_append(&c->in_left, p, n) < 0)
+        if (c->in_left.len + n > c->env->in_left_max || mtls_buf_append(&c->in_left, p, n) < 0)
             mtls_conn_close(c, "input backlog over limit while paused");
         return;
     }
     if (c->out_pending.cap == 0)
-        mtls_worker_buf_get(c->w, &c->out_pending);
-    mtls_tls_feed(&c->tls, p, n);
+        buf_get(c->env, &c->out_pending);
+    mtls_tls_feed(c->tls, p, n);
     conn_pump(c);
-    if (c->state != MTLS_CONN_DEAD && c->tls.in_len) {
-        /* Paused mid-buffer: keep the rest, the ring needs its buffer back. */
-        if (mtls_buf_append(&c->in_left, c->tls.in, c->tls.in_len) < 0)
+    const uint8_t *rest;
+    size_t rest_len = mtls_tls_unread(c->tls, &rest);
+    if (c->state != MTLS_CONN_DEAD && rest_len) {
+        /* Paused mid-buffer: keep the rest, the buffer is only lent. */
+        if (mtls_buf_append(&c->in_left, rest, rest_len) < 0)
             mtls_conn_close(c, "out of memory");
     }
-    mtls_tls_feed(&c->tls, NULL, 0);
+    mtls_tls_feed(c->tls, NULL, 0);
     conn_flush(c);
 }
 
-void mtls_conn_on_recv(struct mtls_conn *c, int res, unsigned flags)
+static void conn_on_recv(struct mtls_io_sock *s, const uint8_t *p, ssize_t n)
 {
-    struct mtls_worker *w = c->w;
-    bool more = flags & IORING_CQE_F_MORE;
+    struct mtls_conn *c = conn_of(s);
 
-    if (res > 0) {
-        unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+    if (n > 0) {
         /* Bytes alone do not extend the idle timer: it restarts when an
          * answer has been sent, so one request (head and body) must arrive
          * within --idle-timeout, however slowly it trickles in (slowloris). */
-        conn_input(c, mtls_ring_buf(&w->ring, bid), (size_t)res);
-        mtls_ring_buf_return(&w->ring, bid);
-    } else if (res == 0) {
+        conn_input(c, p, (size_t)n);
+    } else if (n == 0) {
         /* Peer's EOF: answer what it sent, then close; nothing is left to
          * linger for. */
         c->peer_eof = true;
@@ -506,97 +531,67 @@ void mtls_conn_on_recv(struct mtls_conn *c, int res, unsigned flags)
             mtls_conn_close(c, "peer closed");
         else
             conn_finish(c, false);
-    } else if (res != -ENOBUFS && res != -ECANCELED) {
+    } else {
         mtls_conn_close(c, "recv error");
-    }
-    if (!more) {
-        c->recv_armed = false;
-        /* Re-arm unless stopped on purpose; -ENOBUFS is back-pressure from
-         * the buffer ring, not an error: just ask again. */
-        /* -ECANCELED: a pause cancelled it, but the connection may have
-         * resumed before the cancellation arrived. */
-        if (res != 0 && !c->paused && c->state != MTLS_CONN_DEAD &&
-            (res > 0 || res == -ENOBUFS || res == -ECANCELED)) {
-            mtls_ring_recv(&w->ring, c->fd, c);
-            c->recv_armed = true;
-            c->refs++;
-        }
-        conn_unref(c);
     }
 }
 
 /* Input goes on after a pause: what was kept first, then the socket. */
 static void conn_resume(struct mtls_conn *c)
 {
-    struct mtls_worker *w = c->w;
     struct mtls_buf left = c->in_left;
 
     c->paused = false;
     memset(&c->in_left, 0, sizeof(c->in_left));
     conn_input(c, left.data, left.len);
     mtls_buf_free(&left);
-    if (!c->paused && !c->recv_armed && c->state == MTLS_CONN_ACTIVE) {
-        mtls_ring_recv(&w->ring, c->fd, c);
-        c->recv_armed = true;
-        c->refs++;
-    }
+    if (!c->paused && c->state == MTLS_CONN_ACTIVE)
+        mtls_io_recv_start(&c->io);
 }
 
-void mtls_conn_on_send(struct mtls_conn *c, int res)
+static void conn_on_sent(struct mtls_io_sock *s, ssize_t res)
 {
-    struct mtls_worker *w = c->w;
+    struct mtls_conn *c = conn_of(s);
+    struct mtls_conn_env *env = c->env;
 
-    c->send_inflight = false;
-    if (c->state != MTLS_CONN_DEAD) {
-        if (res < 0) {
-            mtls_conn_close(c, "send error");
-        } else {
-            c->flight_sent += (size_t)res;
-            if (c->flight_sent < c->out_flight.len) {
-                /* Short send: the rest goes first, still from the kernel's buffer. */
-                mtls_ring_send(&w->ring, c->fd, c->out_flight.data + c->flight_sent,
-                               c->out_flight.len - c->flight_sent, c);
-                c->send_inflight = true;
-                c->refs++;
-            } else {
-                c->out_flight.len = 0;
-                if (c->state == MTLS_CONN_ACTIVE)
-                    mtls_worker_timer_set(w, c, MTLS_TIMER_IDLE);
-                if (c->out_pending.len == 0) {
-                    /* Nothing queued: an idle connection keeps no buffers. */
-                    mtls_worker_buf_put(w, &c->out_flight);
-                    mtls_worker_buf_put(w, &c->out_pending);
-                }
-                if (w->stopping && c->state == MTLS_CONN_ACTIVE && !c->paused &&
-                    mtls_http_idle(&c->http) && !c->x.active && c->out_pending.len == 0) {
-                    /* Stopping: this was the last answer; don't wait for
-                     * the grace period to end an idle connection. */
-                    conn_finish(c, true);
-                } else if (c->paused && !c->x.pending && !c->held &&
-                           c->out_pending.len < OUT_LOW) {
-                    conn_resume(c);
-                } else if (c->x.pending && c->out_pending.len < OUT_LOW && c->x.handler &&
-                           c->x.handler->on_drain) {
-                    c->x.handler->on_drain(&c->x); /* e.g. read the upstream again */
-                }
-                conn_flush(c);
-            }
-        }
+    if (res < 0) {
+        mtls_conn_close(c, "send error");
+        return;
     }
-    conn_unref(c);
+    c->out_flight.len = 0;
+    if (c->state == MTLS_CONN_ACTIVE)
+        mtls_io_timer_set(&c->io, MTLS_TIMER_IDLE);
+    if (c->out_pending.len == 0) {
+        /* Nothing queued: an idle connection keeps no buffers. */
+        buf_put(env, &c->out_flight);
+        buf_put(env, &c->out_pending);
+    }
+    if (env->stopping && c->state == MTLS_CONN_ACTIVE && !c->paused &&
+        mtls_http_idle(&c->http) && !c->x.active && c->out_pending.len == 0) {
+        /* Stopping: this was the last answer; don't wait for the grace
+         * period to end an idle connection. */
+        conn_finish(c, true);
+    } else if (c->paused && !c->x.pending && !c->held && c->out_pending.len < OUT_LOW) {
+        conn_resume(c);
+    } else if (c->x.pending && c->out_pending.len < OUT_LOW && c->x.handler &&
+               c->x.handler->on_drain) {
+        c->x.handler->on_drain(&c->x); /* e.g. read the upstream again */
+    }
+    conn_flush(c);
 }
 
-void mtls_conn_on_timeout(struct mtls_conn *c)
+static void conn_on_timeout(struct mtls_io_sock *s, enum mtls_timer t)
 {
-    struct mtls_worker *w = c->w;
+    struct mtls_conn *c = conn_of(s);
+    struct mtls_conn_env *env = c->env;
 
-    switch (c->timer) {
+    switch (t) {
     case MTLS_TIMER_HANDSHAKE:
-        METRIC_INC(&w->metrics, handshake_timeouts);
+        METRIC_INC(env->metrics, handshake_timeouts);
         mtls_conn_close(c, "handshake timeout");
         break;
     case MTLS_TIMER_IDLE:
-        METRIC_INC(&w->metrics, idle_timeouts);
+        METRIC_INC(env->metrics, idle_timeouts);
         mtls_conn_close(c, "idle timeout");
         break;
     default:
@@ -605,15 +600,46 @@ void mtls_conn_on_timeout(struct mtls_conn *c)
     }
 }
 
-void mtls_conn_drain(struct mtls_conn *c)
+static const struct mtls_io_handler conn_io = {
+    .on_recv = conn_on_recv,
+    .on_sent = conn_on_sent,
+    .on_timeout = conn_on_timeout,
+    .on_closed = conn_on_closed,
+};
+
+static void conn_drain(struct mtls_conn *c)
 {
     if (c->state == MTLS_CONN_HANDSHAKE) {
         mtls_conn_close(c, "shutting down");
     } else if (c->state == MTLS_CONN_ACTIVE && mtls_http_idle(&c->http) && !c->x.active &&
-               !c->paused &&
-               !c->send_inflight && c->out_pending.len == 0) {
+               !c->paused && !mtls_io_sending(&c->io) && c->out_pending.len == 0) {
         conn_finish(c, true);
     }
     /* A connection in the middle of a request gets "Connection: close" on
-     * its answer (w->stopping) and ends after it. */
+     * its answer (env->stopping) and ends after it. */
+}
+
+static struct mtls_conn *conn_of_all(struct mtls_link *l)
+{
+    return l ? mtls_container_of(l, struct mtls_conn, all_link) : NULL;
+}
+
+void mtls_conn_drain_all(struct mtls_conn_env *env)
+{
+    struct mtls_conn *c, *next;
+
+    for (c = conn_of_all(env->all.head); c; c = next) {
+        next = conn_of_all(c->all_link.next);
+        conn_drain(c);
+    }
+}
+
+void mtls_conn_close_all(struct mtls_conn_env *env, const char *why)
+{
+    struct mtls_conn *c, *next;
+
+    for (c = conn_of_all(env->all.head); c; c = next) {
+        next = conn_of_all(c->all_link.next);
+        mtls_conn_close(c, why);
+    }
 }

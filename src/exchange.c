@@ -75,14 +75,15 @@ enum mtls_handler_result mtls_exchange_request(struct mtls_exchange *x,
     x->close = close;
     if (!x->handler) {
         /* Denied: answered once the request has been read, as every
-         * answer is, so pipelined answers stay in order. */
-        static const char msg[] = "forbidden: no verified and authorized client certificate\n";
+         * answer is, so pipelined answers stay in order. An empty 403, as
+         * the Kestrel recipe mtlsd replaces answers (its clients test for
+         * exactly that; the reason is in the log and /metrics). */
         bool head = req->method == HTTP_HEAD;
         bool ka10 = !close && req->version_major == 1 && req->version_minor == 0;
         int status;
 
         x->scratch->len = 0;
-        status = mtls_response_frame(x->scratch, 403, "text/plain", msg, sizeof(msg) - 1, head,
+        status = mtls_response_frame(x->scratch, 403, "text/plain", "", 0, head,
                                      close, ka10, NULL);
         if (status < 0 || mtls_exchange_write(x, x->scratch->data, x->scratch->len) < 0)
             return MTLS_HANDLER_FAIL;

@@ -30,11 +30,20 @@
  * a resumed connection without its headers.
  * The parser accepts exactly this: no trailing bytes, no NUL inside a
  * string, no unknown SAN type. The bytes are authenticated by the ticket's
- * MAC before they get here; the strict parser is the second line. */
+ * MAC before they get here; the strict parser is the second line.
+ *
+ * Everything about the identity type lives here: reference counting,
+ * building one from a certificate, the binary form. */
 #include "mtlsd/identity.h"
-
+#include "mtlsd/be.h"
 #include "mtlsd/buf.h"
+#include "mtlsd/identity_x509.h"
 
+#include <wolfssl/wolfcrypt/asn.h>
+#include <wolfssl/wolfcrypt/sha256.h>
+
+#include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -68,10 +77,8 @@ static void put_u8(struct writer *w, unsigned v)
 static void put_i64(struct writer *w, int64_t v)
 {
     uint8_t b[8];
-    uint64_t u = (uint64_t)v;
 
-    for (int i = 7; i >= 0; i--, u >>= 8)
-        b[i] = (uint8_t)u;
+    mtls_put_be(b, (uint64_t)v, 8);
     put(w, b, 8);
 }
 
@@ -84,8 +91,7 @@ static void put_str(struct writer *w, const char *s)
         w->overflow = 1;
         return;
     }
-    b[0] = (uint8_t)(n >> 8);
-    b[1] = (uint8_t)n;
+    mtls_put_be(b, n, 2);
     put(w, b, 2);
     put(w, s, n);
 }
@@ -151,13 +157,8 @@ static unsigned get_u8(struct reader *r)
 static int64_t get_i64(struct reader *r)
 {
     const uint8_t *q = take(r, 8);
-    uint64_t u = 0;
 
-    if (!q)
-        return 0;
-    for (int i = 0; i < 8; i++)
-        u = (u << 8) | q[i];
-    return (int64_t)u;
+    return q ? (int64_t)mtls_get_be(q, 8) : 0;
 }
 
 /* A string's bytes (not NUL-terminated in the input). */
@@ -168,7 +169,7 @@ static const uint8_t *get_str(struct reader *r, size_t *n)
     *n = 0;
     if (!q)
         return NULL;
-    *n = (size_t)q[0] << 8 | q[1];
+    *n = (size_t)mtls_get_be(q, 2);
     s = take(r, *n);
     if (s && memchr(s, '\0', *n))
         r->bad = 1; /* an embedded NUL could fool a matcher */
@@ -400,3 +401,187 @@ int mtls_identity_certs(const struct mtls_identity *id, struct mtls_buf *raw,
         return 0;
     return inflate_record(id->certs_z, id->certs_z_len, raw, out, max, &n) < 0 ? -1 : (int)n;
 }
+
+/* ---- lifetime ----------------------------------------------------------------- */
+
+struct mtls_identity *mtls_identity_ref(struct mtls_identity *id)
+{
+    if (id)
+        __atomic_fetch_add(&id->refs, 1, __ATOMIC_RELAXED);
+    return id;
+}
+
+void mtls_identity_free(struct mtls_identity *id)
+{
+    if (id && __atomic_sub_fetch(&id->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        free(id);
+}
+
+int64_t mtls_identity_end(const struct mtls_identity *id)
+{
+    int64_t a = (int64_t)id->not_after, b = (int64_t)id->valid_until;
+
+    if (a == -1 || b == -1)
+        return -1; /* unknown: refuse */
+    return a < b ? a : b;
+}
+
+/* ---- building from a certificate ------------------------------------------- */
+
+/* ASN.1 UTCTime / GeneralizedTime (with or without tag and length) to
+ * time_t; -1 when malformed. */
+time_t mtls_asn1_time(const uint8_t *p, int len)
+{
+    int digits, year, i, v[6] = {0};
+    struct tm tm;
+
+    if (!p)
+        return -1;
+    if (len >= 2 && (p[0] == 0x17 || p[0] == 0x18) && p[1] == len - 2) {
+        digits = p[0] == 0x17 ? 2 : 4;
+        p += 2;
+        len -= 2;
+    } else {
+        digits = len >= 15 ? 4 : 2;
+    }
+    if (len != digits + 11 || p[len - 1] != 'Z')
+        return -1;
+    for (i = 0; i < len - 1; i++)
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+    year = 0;
+    for (i = 0; i < digits; i++)
+        year = year * 10 + (p[i] - '0');
+    if (digits == 2)
+        year += year < 50 ? 2000 : 1900; /* RFC 5280 4.1.2.5.1 */
+    for (i = 0; i < 5; i++)
+        v[i] = (p[digits + 2 * i] - '0') * 10 + (p[digits + 2 * i + 1] - '0');
+    memset(&tm, 0, sizeof(tm));
+    tm.tm_year = year - 1900;
+    tm.tm_mon = v[0] - 1;
+    tm.tm_mday = v[1];
+    tm.tm_hour = v[2];
+    tm.tm_min = v[3];
+    tm.tm_sec = v[4];
+    return timegm(&tm);
+}
+
+/* ---- identity extraction ------------------------------------------------- */
+
+struct id_builder {
+    struct mtls_buf strings;
+    size_t off[5];                 /* subject, issuer, serial, cn, ou */
+    struct { enum mtls_san_type type; size_t off; } san[32];
+    unsigned n_san;
+    int bad;
+};
+
+static size_t add_string(struct id_builder *b, const char *s, size_t n)
+{
+    size_t off = b->strings.len;
+
+    if (n && memchr(s, '\0', n)) { /* an embedded NUL could fool a matcher */
+        b->bad = 1;
+        return 0;
+    }
+    if (mtls_buf_append(&b->strings, s, n) < 0 || mtls_buf_append(&b->strings, "", 1) < 0)
+        b->bad = 1;
+    return off;
+}
+
+static void add_san(struct id_builder *b, enum mtls_san_type type, const char *s, size_t n)
+{
+    if (b->n_san == sizeof(b->san) / sizeof(b->san[0]))
+        return; /* identity keeps the first 32 names */
+    b->san[b->n_san].type = type;
+    b->san[b->n_san].off = add_string(b, s, n);
+    b->n_san++;
+}
+
+struct mtls_identity *mtls_identity_from_decoded(DecodedCert *dc, const uint8_t *der,
+                                                 size_t len)
+{
+    struct id_builder b;
+    struct mtls_identity *id = NULL;
+    struct mtls_san *san;
+    DNS_entry *e;
+    char serial[2 * EXTERNAL_SERIAL_SIZE + 1];
+    char *base;
+    int i;
+
+    memset(&b, 0, sizeof(b));
+    b.off[0] = add_string(&b, dc->subject, strnlen(dc->subject, sizeof(dc->subject)));
+    b.off[1] = add_string(&b, dc->issuer, strnlen(dc->issuer, sizeof(dc->issuer)));
+    for (i = 0; i < dc->serialSz && i < EXTERNAL_SERIAL_SIZE; i++)
+        snprintf(serial + 2 * i, 3, "%02x", dc->serial[i]);
+    serial[2 * i] = '\0';
+    b.off[2] = add_string(&b, serial, strlen(serial));
+    b.off[3] = add_string(&b, dc->subjectCN ? dc->subjectCN : "",
+                          dc->subjectCN && dc->subjectCNLen > 0 ? (size_t)dc->subjectCNLen : 0);
+    b.off[4] = add_string(&b, dc->subjectOU ? dc->subjectOU : "",
+                          dc->subjectOU && dc->subjectOULen > 0 ? (size_t)dc->subjectOULen : 0);
+
+    for (e = dc->altNames; e; e = e->next) {
+        if (e->len < 0)
+            continue;
+        if (e->type == ASN_DNS_TYPE)
+            add_san(&b, MTLS_SAN_DNS, e->name, (size_t)e->len);
+        else if (e->type == ASN_URI_TYPE)
+            add_san(&b, MTLS_SAN_URI, e->name, (size_t)e->len);
+        else if (e->type == ASN_IP_TYPE) {
+            char text[INET6_ADDRSTRLEN];
+            int af = e->len == 4 ? AF_INET : e->len == 16 ? AF_INET6 : 0;
+            if (af && inet_ntop(af, e->name, text, sizeof(text)))
+                add_san(&b, MTLS_SAN_IP, text, strlen(text));
+        }
+    }
+    for (e = dc->altEmailNames; e; e = e->next)
+        if (e->len >= 0)
+            add_san(&b, MTLS_SAN_EMAIL, e->name, (size_t)e->len);
+    if (b.bad)
+        goto out;
+
+    id = calloc(1, sizeof(*id) + b.n_san * sizeof(struct mtls_san) + b.strings.len);
+    if (!id)
+        goto out;
+    san = (struct mtls_san *)(id + 1);
+    base = (char *)(san + b.n_san);
+    memcpy(base, b.strings.data, b.strings.len);
+    id->subject = base + b.off[0];
+    id->issuer = base + b.off[1];
+    id->serial_hex = base + b.off[2];
+    id->cn = base + b.off[3];
+    id->ou = base + b.off[4];
+    for (unsigned k = 0; k < b.n_san; k++) {
+        san[k].type = b.san[k].type;
+        san[k].value = base + b.san[k].off;
+    }
+    id->refs = 1;
+    id->n_san = b.n_san;
+    id->san = san;
+    id->not_before = mtls_asn1_time(dc->beforeDate, dc->beforeDateLen);
+    id->not_after = mtls_asn1_time(dc->afterDate, dc->afterDateLen);
+    id->valid_until = id->not_after;
+    if (wc_Sha256Hash(der, (word32)len, id->sha256) != 0) {
+        free(id);
+        id = NULL;
+    }
+out:
+    mtls_buf_free(&b.strings);
+    return id;
+}
+
+struct mtls_identity *mtls_identity_from_der(const uint8_t *der, size_t len)
+{
+    struct mtls_identity *id = NULL;
+    DecodedCert dc;
+
+    if (len > UINT32_MAX)
+        return NULL;
+    wc_InitDecodedCert(&dc, der, (word32)len, NULL);
+    if (wc_ParseCert(&dc, CERT_TYPE, NO_VERIFY, NULL) == 0)
+        id = mtls_identity_from_decoded(&dc, der, len);
+    wc_FreeDecodedCert(&dc);
+    return id;
+}
+

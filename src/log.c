@@ -1,6 +1,7 @@
 /* log.c: timestamped lines on stderr, one write(2) each so that lines from
  * several workers never interleave. */
 #include "mtlsd/log.h"
+#include "mtlsd/clock.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,18 +14,14 @@ void mtls_log(enum mtls_log_level level, const char *fmt, ...)
 {
     static const char *const names[] = {"error", "warn", "info", "debug"};
     char line[1024];
-    struct timespec ts;
-    struct tm tm;
+    char stamp[MTLS_TIMESTAMP_LEN];
     va_list ap;
     int n, m;
 
     if (level > mtls_log_level)
         return;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ mtlsd %s: ",
-                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                 tm.tm_sec, ts.tv_nsec / 1000000, names[level]);
+    mtls_timestamp(stamp);
+    n = snprintf(line, sizeof(line), "%s mtlsd %s: ", stamp, names[level]);
     va_start(ap, fmt);
     m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
     va_end(ap);

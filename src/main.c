@@ -30,6 +30,7 @@ int main(int argc, char **argv)
         return 0;
     case MTLS_CONFIG_VERSION:
         printf("mtlsd %s\n", MTLSD_VERSION);
+        printf("I/O backends: io_uring, epoll (--io %s)\n", mtls_io_backend_name(cfg.io));
         mtls_tls_describe(stdout);
         return 0;
     default:
@@ -60,9 +61,9 @@ int main(int argc, char **argv)
     static const char *const modes[] = {"client certificates required and verified",
                                         "client certificates required, verified per request",
                                         "client certificates optional"};
-    log_info("listening on %s with %u worker%s (TLS >= 1.%d, %s)", cfg.listen_str,
-             cfg.workers, cfg.workers == 1 ? "" : "s", cfg.tls_min - 10,
-             modes[cfg.verify.client_auth]);
+    log_info("listening on %s with %u worker%s (%s, TLS >= 1.%d, %s)", cfg.listen_str,
+             cfg.workers, cfg.workers == 1 ? "" : "s", mtls_io_backend_name(srv.io),
+             cfg.tls_min - 10, modes[cfg.verify.client_auth]);
 
     for (;;) {
         unsigned wait_ms = mtls_server_tick(&srv);

@@ -10,6 +10,12 @@
 
 static struct mtls_metrics *workers[MAX_WORKERS];
 static unsigned n_workers;
+static const char *io_backend = "none";
+
+void mtls_metrics_set_io_backend(const char *name)
+{
+    io_backend = name;
+}
 
 void mtls_metrics_register(struct mtls_metrics *m)
 {
@@ -45,6 +51,12 @@ int mtls_metrics_render(struct mtls_buf *out)
                  "mtlsd_ticket_key_rotations %llu\n",
                  (unsigned long long)__atomic_load_n(&mtls_ticket_key_rotations,
                                                      __ATOMIC_RELAXED));
+    if (n < 0 || mtls_buf_append(out, line, (size_t)n) < 0)
+        return -1;
+    n = snprintf(line, sizeof(line),
+                 "# HELP mtlsd_io_backend the I/O backend serving connections (--io)\n"
+                 "# TYPE mtlsd_io_backend gauge\nmtlsd_io_backend{backend=\"%s\"} 1\n",
+                 io_backend);
     if (n < 0 || mtls_buf_append(out, line, (size_t)n) < 0)
         return -1;
     return 0;

@@ -42,6 +42,7 @@
 #include <wolfssl/wolfcrypt/asn_public.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -64,12 +65,9 @@ struct preq;
 
 /* One upstream connection. */
 struct ups {
-    struct pool *pool;           /* first: keeps the struct 8-byte aligned */
-    int fd;
-    uint8_t refs;                /* ops in the ring that name it */
-    bool recv_armed;
-    bool send_inflight;
-    bool connecting;
+    struct mtls_io_sock sock;    /* first: the loop's part (8-byte aligned) */
+    struct pool *pool;
+    bool connecting;             /* until the first send completes */
     bool dead;
     bool reading_held;           /* the client is behind: receive stopped */
     bool reused;                 /* came from the idle pool */
@@ -79,8 +77,7 @@ struct ups {
     struct mtls_link timer_link;
     struct mtls_link idle_link;
     struct mtls_link all_link;   /* in the pool's list of every connection */
-    struct mtls_buf out_flight;  /* the kernel's until the send completes */
-    size_t flight_sent;
+    struct mtls_buf out_flight;  /* the backend's until on_sent */
     struct mtls_buf out_pending;
     struct preq *req;            /* the request it carries; NULL: idle */
 };
@@ -116,9 +113,8 @@ struct idcache_entry {
 };
 
 struct pool {
-    struct mtls_ring *ring;
+    struct mtls_io *io;
     struct mtls_metrics *m;
-    const uint64_t *now_ms;
     struct mtls_list timers[T_NONE];
     struct mtls_list idle;       /* least recently used first */
     unsigned n_idle;
@@ -179,56 +175,57 @@ static void timer_set(struct ups *u, enum ups_timer t)
 {
     timer_clear(u);
     u->timer = t;
-    u->deadline_ms = *u->pool->now_ms + P.timeout_ms[t];
+    u->deadline_ms = mtls_io_now_ms(u->pool->io) + P.timeout_ms[t];
     mtls_list_push_back(&u->pool->timers[t], &u->timer_link); /* one timeout per list */
 }
 
 /* ---- upstream connections ----------------------------------------------------- */
 
-static void ups_unref(struct ups *u)
-{
-    u->refs--;
-    if (u->dead && u->refs == 0) {
-        mtls_list_unlink(&u->pool->all, &u->all_link);
-        close(u->fd);
-        mtls_buf_free(&u->out_flight);
-        mtls_buf_free(&u->out_pending);
-        free(u);
-    }
-}
+static const struct mtls_io_handler ups_io;
 
 static void ups_arm_recv(struct ups *u)
 {
-    if (u->recv_armed || u->dead || u->reading_held)
+    if (u->dead || u->reading_held || mtls_io_receiving(&u->sock))
         return;
-    mtls_ring_recv_op(u->pool->ring, u->fd, u, MTLS_OP_UP_RECV);
-    u->recv_armed = true;
-    u->refs++;
+    mtls_io_recv_start(&u->sock);
 }
 
-static struct ups *ups_connect(struct pool *pl)
+/* A non-blocking connect; the first send completes when it does (io_uring
+ * waits for writability inside the send, epoll for EPOLLOUT), and a refused
+ * connect fails that send. Nothing here blocks. NULL and -errno in *err
+ * when the connect fails at once. */
+static struct ups *ups_connect(struct pool *pl, int *err)
 {
-    struct ups *u = calloc(1, sizeof(*u));
-    int one = 1;
+    struct ups *u;
+    int one = 1, fd;
 
-    if (!u)
-        return NULL;
-    /* Blocking mode: the ring completes the connect asynchronously. */
-    u->fd = socket(P.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (u->fd < 0) {
-        free(u);
+    fd = socket(P.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        *err = -errno;
         return NULL;
     }
     if (P.addr.ss_family != AF_UNIX)
-        setsockopt(u->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(fd, (const struct sockaddr *)&P.addr, P.addrlen) < 0 && errno != EINPROGRESS) {
+        *err = -errno; /* refused, no such socket, backlog full (EAGAIN) */
+        close(fd);
+        return NULL;
+    }
+    /* The io_uring backend drives blocking sockets (a send waits for the
+     * connection inside the kernel); epoll needs them non-blocking. */
+    if (pl->io->kind != MTLS_IO_EPOLL)
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    u = calloc(1, sizeof(*u));
+    if (!u) {
+        *err = -ENOMEM;
+        close(fd);
+        return NULL;
+    }
     u->pool = pl;
     u->timer = T_NONE;
     u->connecting = true;
     mtls_list_push_back(&pl->all, &u->all_link);
-    mtls_ring_connect(pl->ring, u->fd, (const struct sockaddr *)&P.addr, P.addrlen, u,
-                      MTLS_OP_UP_SEND);
-    u->send_inflight = true;
-    u->refs++;
+    mtls_io_attach(pl->io, &u->sock, fd, &ups_io);
     timer_set(u, T_CONNECT);
     METRIC_INC(pl->m, upstream_connections_open);
     return u;
@@ -248,12 +245,7 @@ static void ups_close(struct ups *u)
     }
     u->req = NULL;
     METRIC_DEC(u->pool->m, upstream_connections_open);
-    if (u->recv_armed)
-        mtls_ring_cancel(u->pool->ring, u, MTLS_OP_UP_RECV);
-    if (u->send_inflight)
-        mtls_ring_cancel(u->pool->ring, u, MTLS_OP_UP_SEND);
-    u->refs++;   /* the free happens in ups_unref, never under the caller */
-    ups_unref(u);
+    mtls_io_close(&u->sock); /* ups_on_closed frees it, never under the caller */
 }
 
 /* The response is complete and the connection clean: keep it for the next
@@ -264,7 +256,7 @@ static void ups_release(struct ups *u)
 
     u->req = NULL;
     u->reading_held = false;
-    if (pl->n_idle >= P.max_idle || u->out_pending.len || u->send_inflight) {
+    if (pl->n_idle >= P.max_idle || u->out_pending.len || mtls_io_sending(&u->sock)) {
         ups_close(u);
         return;
     }
@@ -299,22 +291,18 @@ static void ups_flush(struct ups *u)
 {
     struct mtls_buf tmp;
 
-    if (u->dead || u->send_inflight || u->connecting || u->out_pending.len == 0)
+    if (u->dead || mtls_io_sending(&u->sock) || u->out_pending.len == 0)
         return;
     tmp = u->out_flight;
     u->out_flight = u->out_pending;
     u->out_pending = tmp;
     u->out_pending.len = 0;
-    u->flight_sent = 0;
-    mtls_ring_send_op(u->pool->ring, u->fd, u->out_flight.data, u->out_flight.len, u,
-                      MTLS_OP_UP_SEND);
-    u->send_inflight = true;
-    u->refs++;
+    mtls_io_send(&u->sock, u->out_flight.data, u->out_flight.len);
 }
 
 static size_t ups_backlog(const struct ups *u)
 {
-    return u->out_pending.len + (u->out_flight.len - u->flight_sent);
+    return u->out_pending.len + u->out_flight.len;
 }
 
 /* ---- the request ------------------------------------------------------------------ */
@@ -360,13 +348,18 @@ static void count_status(struct pool *pl, int status)
 static int preq_attach(struct preq *r, bool allow_reuse)
 {
     struct ups *u = allow_reuse ? ups_take_idle(r->pool) : NULL;
+    int err = 0;
 
-    if (u)
+    if (u) {
         METRIC_INC(r->pool->m, upstream_reused);
-    else
-        u = ups_connect(r->pool);
-    if (!u)
-        return -1;
+    } else {
+        u = ups_connect(r->pool, &err);
+        if (!u) {
+            METRIC_INC(r->pool->m, upstream_connect_failures);
+            log_info("proxy: cannot connect to the upstream: %s", strerror(-err));
+            return -1;
+        }
+    }
     u->req = r;
     r->u = u;
     if (!r->sent_us)
@@ -534,8 +527,7 @@ static void preq_feed(struct preq *r, const uint8_t *p, size_t n)
              * goes on). */
             if (r->x->ops->backlog(r->x) >= CLIENT_HIGH && r->u && !r->u->reading_held) {
                 r->u->reading_held = true;
-                if (r->u->recv_armed)
-                    mtls_ring_cancel(r->pool->ring, r->u, MTLS_OP_UP_RECV);
+                mtls_io_recv_stop(&r->u->sock);
             }
             return;
         }
@@ -552,107 +544,107 @@ static void preq_free(struct preq *r)
 
 /* ---- completions ---------------------------------------------------------------- */
 
-void mtls_proxy_on_send(void *owner, int res)
+static void ups_on_sent(struct mtls_io_sock *s, ssize_t res)
 {
-    struct ups *u = owner;
+    struct ups *u = (struct ups *)s;
     struct preq *r = u->req;
 
-    u->send_inflight = false;
-    if (u->dead) {
-        ups_unref(u);
+    if (u->dead)
         return;
-    }
-    if (u->connecting) {
-        u->connecting = false;
-        if (res < 0) {
+    if (res < 0) {
+        if (u->connecting) {
             METRIC_INC(u->pool->m, upstream_connect_failures);
-            log_info("proxy: cannot connect to the upstream: %s", strerror(-res));
+            log_info("proxy: cannot connect to the upstream: %s", strerror((int)-res));
             if (r)
                 preq_fail(r, 502, "cannot connect to the upstream");
             else
                 ups_close(u);
-            ups_unref(u);
-            return;
-        }
-        timer_clear(u);
-        if (r && r->req_done)
-            timer_set(u, T_RESPONSE);
-        ups_arm_recv(u);
-    } else if (res < 0) {
-        if (r)
+        } else if (r) {
             preq_upstream_gone(r, true);
-        else
+        } else {
             ups_close(u);
-        ups_unref(u);
-        return;
-    } else {
-        u->flight_sent += (size_t)res;
-        if (u->flight_sent < u->out_flight.len) {
-            mtls_ring_send_op(u->pool->ring, u->fd, u->out_flight.data + u->flight_sent,
-                              u->out_flight.len - u->flight_sent, u, MTLS_OP_UP_SEND);
-            u->send_inflight = true;
-            u->refs++;
-            ups_unref(u);
-            return;
         }
-        u->out_flight.len = 0;
-        u->flight_sent = 0;
+        return;
     }
+    if (u->connecting) {
+        u->connecting = false;
+        timer_clear(u);
+        if (r && r->req_done && !r->resp.head_sent)
+            timer_set(u, T_RESPONSE);
+    }
+    u->out_flight.len = 0;
     ups_flush(u);
     /* The upstream took the body: read the client again. */
     if (r && r->input_held && ups_backlog(u) < UP_LOW) {
         r->input_held = false;
         r->x->ops->hold_input(r->x, false);
     }
-    ups_unref(u);
 }
 
-void mtls_proxy_on_recv(void *owner, int res, unsigned flags)
+static void ups_on_recv(struct mtls_io_sock *s, const uint8_t *p, ssize_t n)
 {
-    struct ups *u = owner;
-    struct pool *pl = u->pool;
-    bool more = flags & IORING_CQE_F_MORE;
+    struct ups *u = (struct ups *)s;
 
-    if (res > 0) {
-        unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
-        if (!u->dead) {
-            if (u->req)
-                preq_feed(u->req, mtls_ring_buf(pl->ring, bid), (size_t)res);
-            else
-                ups_close(u); /* bytes nobody asked for: never reuse it */
-        }
-        mtls_ring_buf_return(pl->ring, bid);
-    } else if (res == 0 || (res != -ENOBUFS && res != -ECANCELED)) {
-        if (!u->dead) {
-            if (u->req)
-                preq_upstream_gone(u->req, res < 0);
-            else
-                ups_close(u); /* an idle connection the upstream closed */
-        }
+    if (u->dead)
+        return;
+    if (n > 0) {
+        if (u->req)
+            preq_feed(u->req, p, (size_t)n);
+        else
+            ups_close(u); /* bytes nobody asked for: never reuse it */
+        return;
     }
-    if (!more) {
-        u->recv_armed = false;
-        if (res != 0 && !u->dead && (res > 0 || res == -ENOBUFS || res == -ECANCELED))
-            ups_arm_recv(u);
-        ups_unref(u);
+    if (!u->req) {
+        ups_close(u); /* an idle connection the upstream closed */
+        return;
     }
+    if (u->connecting && n < 0) {
+        METRIC_INC(u->pool->m, upstream_connect_failures);
+        preq_fail(u->req, 502, "cannot connect to the upstream");
+        return;
+    }
+    preq_upstream_gone(u->req, n < 0);
 }
+
+static void ups_on_timeout(struct mtls_io_sock *s, enum mtls_timer t)
+{
+    (void)s; /* upstream timers are the pool's own (mtls_proxy_tick) */
+    (void)t;
+}
+
+static void ups_on_closed(struct mtls_io_sock *s)
+{
+    struct ups *u = (struct ups *)s;
+
+    mtls_list_unlink(&u->pool->all, &u->all_link);
+    mtls_buf_free(&u->out_flight);
+    mtls_buf_free(&u->out_pending);
+    free(u);
+}
+
+static const struct mtls_io_handler ups_io = {
+    .on_recv = ups_on_recv,
+    .on_sent = ups_on_sent,
+    .on_timeout = ups_on_timeout,
+    .on_closed = ups_on_closed,
+};
 
 uint64_t mtls_proxy_tick(unsigned id, uint64_t max)
 {
     struct pool *pl;
     uint64_t wait = max;
 
-    if (!P.on || id >= P.n_pools)
+    if (!P.on || id >= P.n_pools || !P.pools[id].io)
         return max;
     pl = &P.pools[id];
     for (int t = 0; t < T_NONE; t++) {
         struct mtls_link *l;
         while ((l = pl->timers[t].head) != NULL) {
             struct ups *u = mtls_container_of(l, struct ups, timer_link);
-            if (u->deadline_ms > *pl->now_ms) {
-                if (u->deadline_ms - *pl->now_ms < wait)
-                    wait = u->deadline_ms - *pl->now_ms;
+            uint64_t now = mtls_io_now_ms(pl->io);
+            if (u->deadline_ms > now) {
+                if (u->deadline_ms - now < wait)
+                    wait = u->deadline_ms - now;
                 break;
             }
             timer_clear(u);
@@ -953,14 +945,12 @@ void mtls_proxy_shutdown(void)
     P.on = false;
 }
 
-void mtls_proxy_worker_start(unsigned id, struct mtls_ring *ring, struct mtls_metrics *m,
-                             const uint64_t *now_ms)
+void mtls_proxy_worker_start(unsigned id, struct mtls_io *io, struct mtls_metrics *m)
 {
     if (!P.on || id >= P.n_pools)
         return;
-    P.pools[id].ring = ring;
+    P.pools[id].io = io;
     P.pools[id].m = m;
-    P.pools[id].now_ms = now_ms;
 }
 
 void mtls_proxy_worker_stop(unsigned id)
@@ -979,7 +969,7 @@ void mtls_proxy_worker_stop(unsigned id)
     while ((l = P.pools[id].all.head) != NULL) {
         struct ups *u = mtls_container_of(l, struct ups, all_link);
         mtls_list_unlink(&P.pools[id].all, l);
-        close(u->fd);
+        mtls_io_discard(&u->sock);
         mtls_buf_free(&u->out_flight);
         mtls_buf_free(&u->out_pending);
         free(u);

@@ -145,42 +145,22 @@ void mtls_ring_accept(struct mtls_ring *r, int fd, void *owner)
     io_uring_sqe_set_data64(sqe, mtls_ud(owner, MTLS_OP_ACCEPT));
 }
 
-void mtls_ring_recv_op(struct mtls_ring *r, int fd, void *owner, enum mtls_op op)
+void mtls_ring_recv(struct mtls_ring *r, int fd, void *owner)
 {
     struct io_uring_sqe *sqe = mtls_ring_sqe(r);
 
     io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = MTLS_RING_BGID;
-    io_uring_sqe_set_data64(sqe, mtls_ud(owner, op));
-}
-
-void mtls_ring_recv(struct mtls_ring *r, int fd, void *owner)
-{
-    mtls_ring_recv_op(r, fd, owner, MTLS_OP_RECV);
-}
-
-void mtls_ring_send_op(struct mtls_ring *r, int fd, const void *p, size_t n, void *owner,
-                       enum mtls_op op)
-{
-    struct io_uring_sqe *sqe = mtls_ring_sqe(r);
-
-    io_uring_prep_send(sqe, fd, p, n, MSG_NOSIGNAL);
-    io_uring_sqe_set_data64(sqe, mtls_ud(owner, op));
+    io_uring_sqe_set_data64(sqe, mtls_ud(owner, MTLS_OP_RECV));
 }
 
 void mtls_ring_send(struct mtls_ring *r, int fd, const void *p, size_t n, void *owner)
 {
-    mtls_ring_send_op(r, fd, p, n, owner, MTLS_OP_SEND);
-}
-
-void mtls_ring_connect(struct mtls_ring *r, int fd, const struct sockaddr *addr,
-                       unsigned addrlen, void *owner, enum mtls_op op)
-{
     struct io_uring_sqe *sqe = mtls_ring_sqe(r);
 
-    io_uring_prep_connect(sqe, fd, addr, addrlen);
-    io_uring_sqe_set_data64(sqe, mtls_ud(owner, op));
+    io_uring_prep_send(sqe, fd, p, n, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, mtls_ud(owner, MTLS_OP_SEND));
 }
 
 void mtls_ring_read(struct mtls_ring *r, int fd, void *p, size_t n, void *owner,

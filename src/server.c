@@ -3,6 +3,7 @@
 #include "mtlsd/proxy.h"
 #include "mtlsd/conn.h"
 #include "mtlsd/log.h"
+#include "mtlsd/net.h"
 #include "mtlsd/tickets.h"
 #include "mtlsd/tls.h"
 #include "mtlsd/verify.h"
@@ -31,22 +32,35 @@ static int readable(const char *flag, const char *path, char *err, size_t errlen
  * kernel would split connections between them): probe it without. */
 static bool port_taken(const struct mtls_config *cfg, char *err, size_t errlen)
 {
-    int one = 1, fd = socket(cfg->listen_addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    bool taken = false;
+    int fd = mtls_net_bind(cfg, false, err, errlen);
 
-    if (fd < 0)
+    if (fd >= 0)
+        close(fd);
+    if (fd != -EADDRINUSE) {
+        err[0] = '\0'; /* other failures are the workers' to report */
         return false;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (cfg->listen_addr.ss_family == AF_INET6)
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    if (bind(fd, (const struct sockaddr *)&cfg->listen_addr, cfg->listen_addrlen) < 0 &&
-        errno == EADDRINUSE) {
-        snprintf(err, errlen, "--listen %s: address already in use (another server?)",
-                 cfg->listen_str);
-        taken = true;
     }
-    close(fd);
-    return taken;
+    snprintf(err, errlen, "--listen %s: address already in use (another server?)",
+             cfg->listen_str);
+    return true;
+}
+
+/* --io: auto probes io_uring (the ring, its features, the buffer ring)
+ * and falls back to epoll, saying why; io_uring refuses without it. */
+static int resolve_io(struct mtls_server *s, char *err, size_t errlen)
+{
+    struct mtls_io_params p;
+    char why[400] = "";
+
+    mtls_worker_io_params(s->cfg, &p);
+    if (mtls_io_resolve(s->cfg->io, &p, &s->io, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "--io io_uring: %s", why);
+        return -1;
+    }
+    if (s->cfg->io == MTLS_IO_AUTO && s->io == MTLS_IO_EPOLL)
+        log_warn("io_uring unavailable (%s): serving on epoll", why);
+    mtls_metrics_set_io_backend(mtls_io_backend_name(s->io));
+    return 0;
 }
 
 int mtls_server_init(struct mtls_server *s, const struct mtls_config *cfg, char *err,
@@ -58,7 +72,6 @@ int mtls_server_init(struct mtls_server *s, const struct mtls_config *cfg, char 
         readable("--key", cfg->key_file, err, errlen) < 0 ||
         readable("--client-ca", cfg->verify.client_ca_file, err, errlen) < 0)
         return -1;
-    mtls_conn_configure(&cfg->conn);
     if (mtls_authz_init(&cfg->authz, err, errlen) < 0 ||
         mtls_access_log_open(cfg->access_log, err, errlen) < 0)
         return -1;
@@ -68,6 +81,8 @@ int mtls_server_init(struct mtls_server *s, const struct mtls_config *cfg, char 
         goto fail;
     if (port_taken(cfg, err, errlen))
         goto fail;
+    if (resolve_io(s, err, errlen) < 0)
+        goto fail;
     /* Workers are 64-byte aligned: their counters never share a line. */
     s->workers = aligned_alloc(64, ((sizeof(struct mtls_worker) * cfg->workers + 63) / 64) * 64);
     if (!s->workers) {
@@ -75,7 +90,7 @@ int mtls_server_init(struct mtls_server *s, const struct mtls_config *cfg, char 
         goto fail;
     }
     for (unsigned i = 0; i < cfg->workers; i++) {
-        if (mtls_worker_init(&s->workers[i], i, cfg, s->tls, err, errlen) < 0)
+        if (mtls_worker_init(&s->workers[i], i, cfg, s->io, s->tls, err, errlen) < 0)
             goto fail;
         s->n_workers++;
     }

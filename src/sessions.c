@@ -20,7 +20,7 @@
 #include "mtlsd/log.h"
 #include "mtlsd/metrics.h"
 #include "mtlsd/tickets.h"
-#include "mtlsd/tls.h"
+#include "mtlsd/tls_internal.h"
 #include "mtlsd/verify.h"
 #include "mtlsd/wolfssl_internal.h"
 

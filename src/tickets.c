@@ -38,10 +38,12 @@
  * and SIGHUP reload, both on the main thread) are serialized by a mutex.
  * Key copies on the stack are zeroed after use; keys are never logged. */
 #include "mtlsd/tickets.h"
+#include "mtlsd/be.h"
+#include "mtlsd/clock.h"
 #include "mtlsd/identity.h"
 #include "mtlsd/log.h"
 #include "mtlsd/metrics.h"
-#include "mtlsd/tls.h"
+#include "mtlsd/tls_internal.h"
 #include "mtlsd/verify.h"
 
 #include <wolfssl/wolfcrypt/aes.h>
@@ -157,13 +159,6 @@ static int key_lookup(const uint8_t *name, uint8_t out[MTLS_TICKET_KEY_SIZE])
     return found;
 }
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static int random_bytes(void *p, size_t n)
 {
@@ -288,7 +283,7 @@ int mtls_tickets_init(const struct mtls_resume_settings *cfg, char *err, size_t 
         return -1;
     }
     cfg_t.rotate_ms = (uint64_t)cfg->ticket_rotate_s * 1000;
-    cfg_t.next_rotation_ms = mono_ms() + cfg_t.rotate_ms;
+    cfg_t.next_rotation_ms = mtls_mono_ms() + cfg_t.rotate_ms;
     return 0;
 }
 
@@ -305,7 +300,7 @@ unsigned mtls_tickets_tick(void)
 
     if (!cfg_t.enabled || !cfg_t.rotate_ms)
         return 1000;
-    now = mono_ms();
+    now = mtls_mono_ms();
     if (now >= cfg_t.next_rotation_ms) {
         if (rotate(false) < 0) {
             log_error("session tickets: cannot generate a new key; keeping the old one");
@@ -328,15 +323,6 @@ void mtls_tickets_shutdown(void)
 
 /* ---- resumption policy (tickets and session IDs) ---------------------------- */
 
-int64_t mtls_identity_end(const struct mtls_identity *id)
-{
-    int64_t a = (int64_t)id->not_after, b = (int64_t)id->valid_until;
-
-    if (a == -1 || b == -1)
-        return -1; /* unknown: refuse */
-    return a < b ? a : b;
-}
-
 int mtls_resume_check(uint64_t trust, int64_t auth_time, int64_t not_after)
 {
     int64_t now = (int64_t)time(NULL);
@@ -352,52 +338,32 @@ int mtls_resume_check(uint64_t trust, int64_t auth_time, int64_t not_after)
 
 void mtls_resume_count_refusal(struct mtls_tls *t, int reason)
 {
-    static const char *const why[] = {
-        [MTLS_REFUSE_GENERATION] = "trust changed since the identity was verified",
-        [MTLS_REFUSE_LIFETIME] = "older than --session-lifetime",
-        [MTLS_REFUSE_EXPIRED_CERT] = "client certificate expired",
-        [MTLS_REFUSE_UNKNOWN_KEY] = "unknown key (rotated out or another key file)",
-        [MTLS_REFUSE_BAD] = "failed authentication or malformed",
-        [MTLS_REFUSE_NO_IDENTITY] = "issued without an identity",
-        [MTLS_REFUSE_PSK_KE] = "TLS 1.3 psk_ke without (EC)DHE",
-    };
+#define TEXT(X, e, m, text, help) [MTLS_REFUSE_##e] = text,
+    static const char *const why[] = {MTLS_RESUME_REFUSALS(TEXT, _)};
+#undef TEXT
 
-    if (reason <= MTLS_REFUSE_NONE || reason > MTLS_REFUSE_PSK_KE)
+    if (reason <= MTLS_REFUSE_NONE || reason >= MTLS_REFUSE_COUNT)
         reason = MTLS_REFUSE_BAD; /* fail closed on an unknown reason */
     log_debug("resumption refused: %s", why[reason]);
-    /* wolfSSL calls the ticket callback once per offered ticket per
-     * candidate cipher suite (tls13.c CheckPreSharedKeys): count a refusal
-     * once per connection. */
+    /* wolfSSL may call the ticket callback for several offered tickets
+     * (5.5.4: also once per candidate cipher suite; tls13.c
+     * CheckPreSharedKeys): count a refusal once per connection. */
     if (!t || !t->metrics || t->ticket_refused)
         return;
     t->ticket_refused = true;
+#define COUNT(X, e, m, text, help)                          \
+    case MTLS_REFUSE_##e:                                   \
+        METRIC_INC(t->metrics, resumption_refused_##m); \
+        break;
     switch (reason) {
-    case MTLS_REFUSE_GENERATION: METRIC_INC(t->metrics, resumption_refused_generation); break;
-    case MTLS_REFUSE_LIFETIME: METRIC_INC(t->metrics, resumption_refused_lifetime); break;
-    case MTLS_REFUSE_EXPIRED_CERT: METRIC_INC(t->metrics, resumption_refused_expired_cert); break;
-    case MTLS_REFUSE_UNKNOWN_KEY: METRIC_INC(t->metrics, resumption_refused_unknown_key); break;
-    case MTLS_REFUSE_NO_IDENTITY: METRIC_INC(t->metrics, resumption_refused_no_identity); break;
-    case MTLS_REFUSE_PSK_KE: METRIC_INC(t->metrics, resumption_refused_psk_ke); break;
-    default: METRIC_INC(t->metrics, resumption_refused_bad_ticket); break;
+        MTLS_RESUME_REFUSALS(COUNT, _)
+    default: METRIC_INC(t->metrics, resumption_refused_bad_ticket); break; /* fail closed */
     }
+#undef COUNT
 }
 
 /* ---- the callback ------------------------------------------------------------ */
 
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
 
 static int mac_ticket(const uint8_t *key, const uint8_t *name, const uint8_t *iv,
                       const uint8_t *ct, size_t len, uint8_t mac[WC_SHA256_DIGEST_SIZE])
@@ -471,26 +437,37 @@ static bool tls13_psk_has_dhe(WOLFSSL *ssl)
 #endif
 }
 
-/* TLS 1.2: asks wolfSSL to send a fresh ticket in this (resumed) handshake.
- * WOLFSSL_TICKET_RET_CREATE is meant for that, but wolfSSL 5.5.4 loses it
- * (DoDecryptTicket returns 0 for both OK and CREATE, internal.c), so a
- * client resuming under the previous key would never be moved to the
- * current one and would fall back to a full handshake one period later.
- * This does what TLSX_SessionTicket_Parse does for CREATE (tls.c). */
-static void tls12_renew(WOLFSSL *ssl)
+#ifdef MTLSD_HAVE_WOLFSSL_INTERNAL
+static bool within(const uint8_t *p, size_t n, const void *buf, size_t len)
+{
+    uintptr_t a = (uintptr_t)p, b = (uintptr_t)buf;
+
+    return buf && a >= b && a - b <= len && n <= len - (a - b);
+}
+#endif
+
+/* Does the ticket, with its MAC after it (n bytes from `enc`), lie within
+ * what the client sent? wolfSSL 5.5.4 to 5.7.2 bound the claimed length by
+ * their own maximum only (scripts/patches/wolfssl-ticket-len.patch fixes the
+ * library we build); this check keeps the callback from reading past the
+ * ClientHello if that check is ever missing. A TLS 1.3 ticket is a PSK
+ * identity (its own allocation); a TLS 1.2 ticket lies in the record being
+ * parsed, or in the reassembled message when the ClientHello spanned
+ * records. Without internal.h it cannot be told: trust the library. */
+static bool ticket_in_bounds(WOLFSSL *ssl, const uint8_t *enc, size_t n)
 {
 #ifdef MTLSD_HAVE_WOLFSSL_INTERNAL
-    TLSX *ext;
+    TLSX *ext = TLSX_Find(ssl->extensions, TLSX_PRE_SHARED_KEY);
 
-    if (TLSX_UseSessionTicket(&ssl->extensions, NULL, ssl->heap) != WOLFSSL_SUCCESS)
-        return;
-    ext = TLSX_Find(ssl->extensions, TLSX_SESSION_TICKET);
-    if (ext) {
-        ext->resp = 1;                  /* empty ticket extension in ServerHello */
-        ssl->options.createTicket = 1;  /* then a NewSessionTicket */
-    }
+    for (PreSharedKey *psk = ext ? ext->data : NULL; psk; psk = psk->next)
+        if (within(enc, n, psk->identity, psk->identityLen))
+            return true;
+    if (within(enc, n, ssl->buffers.inputBuffer.buffer, ssl->buffers.inputBuffer.length))
+        return true;
+    return ssl->arrays && within(enc, n, ssl->arrays->pendingMsg, ssl->arrays->pendingMsgSz);
 #else
-    (void)ssl;
+    (void)ssl, (void)enc, (void)n;
+    return true;
 #endif
 }
 
@@ -547,8 +524,8 @@ static int ticket_encrypt(WOLFSSL *ssl, struct mtls_tls *t, uint8_t name[16], ui
     len = (size_t)it_len + RECORD_HEADER;
     rec[0] = RECORD_VERSION;
     rec[1] = 0;
-    put_u64(rec + 2, gen);
-    put_u64(rec + 10, (uint64_t)auth);
+    mtls_put_be(rec + 2, gen, 8);
+    mtls_put_be(rec + 10, (uint64_t)auth, 8);
     if (id)
         idn = mtls_identity_serialize(id, rec + RECORD_HEADER,
                                       cap - len - 2 - AES_BLOCK);
@@ -610,7 +587,7 @@ static int ticket_decrypt(WOLFSSL *ssl, struct mtls_tls *t, const uint8_t name[1
     struct mtls_identity *id;
     size_t len = (size_t)in_len, pad, it_len;
     const uint8_t *rec;
-    uint64_t gen;
+    uint64_t gen, tag;
     int64_t auth;
     int idx, reason, ret = WOLFSSL_TICKET_RET_REJECT;
     bool tls13 = wolfSSL_GetVersion(ssl) == WOLFSSL_TLSV1_3;
@@ -618,8 +595,21 @@ static int ticket_decrypt(WOLFSSL *ssl, struct mtls_tls *t, const uint8_t name[1
     idx = key_lookup(name, key);
     if (idx < 0)
         REFUSE(t, MTLS_REFUSE_UNKNOWN_KEY);
-    if (in_len <= 0 || len > sizeof(plain) || len % AES_BLOCK != 0 ||
+    if (in_len <= 0 ||  len > sizeof(plain) || len % AES_BLOCK != 0 ||
         mac_ticket(key, name, iv, ticket, len, want) < 0 || !equal_ct(want, mac, sizeof(want)))
+        REFUSE(t, MTLS_REFUSE_BAD);
+    /* One ticket per handshake. wolfSSL tries the client's PSK identities
+     * for each candidate suite in turn and may resume with an earlier one
+     * than the last we accepted (or reject one after we accepted it: a TLS
+     * 1.2 ticket offered as a TLS 1.3 PSK fails wolfSSL's version check),
+     * while the identity we restore is the last one accepted: a client
+     * holding its own ticket and someone else's (TLS 1.2 sends tickets in
+     * clear) would resume as the other. So once a ticket is accepted, only
+     * the same ticket again (a second ClientHello after a
+     * HelloRetryRequest) is. */
+    memcpy(&tag, mac, sizeof(tag));
+    if (t->ticket_identity && t->ticket_kind != MTLS_RESUME_TLS12_SESSION_ID &&
+        tag != t->ticket_tag)
         REFUSE(t, MTLS_REFUSE_BAD);
     if (aes_cbc(key, iv, plain, ticket, len, false) < 0)
         REFUSE(t, MTLS_REFUSE_BAD);
@@ -638,8 +628,8 @@ static int ticket_decrypt(WOLFSSL *ssl, struct mtls_tls *t, const uint8_t name[1
         REFUSE(t, MTLS_REFUSE_BAD);
     if (!(rec[1] & RECORD_USABLE))
         REFUSE(t, MTLS_REFUSE_NO_IDENTITY);
-    gen = get_u64(rec + 2);
-    auth = (int64_t)get_u64(rec + 10);
+    gen = mtls_get_be(rec + 2, 8);
+    auth = (int64_t)mtls_get_be(rec + 10, 8);
     reason = mtls_resume_check(gen, auth, INT64_MAX); /* notAfter below */
     if (reason != MTLS_REFUSE_NONE)
         REFUSE(t, reason);
@@ -653,21 +643,19 @@ static int ticket_decrypt(WOLFSSL *ssl, struct mtls_tls *t, const uint8_t name[1
         mtls_identity_free(id);
         REFUSE(t, reason);
     }
-    /* The last ticket the callback accepts is the one wolfSSL resumes with:
-     * it tries the client's PSK identities in order and stops at the first
-     * whose checks pass after the callback (tls13.c DoPreSharedKeys). */
     mtls_identity_free(t->ticket_identity);
     t->ticket_identity = id;
+    t->ticket_tag = tag;
     t->ticket_trust = gen;
     t->ticket_auth_time = auth;
     t->ticket_kind = tls13 ? MTLS_RESUME_TLS13_TICKET : MTLS_RESUME_TLS12_TICKET;
     memcpy(ticket, plain, it_len);
     *out_len = (int)it_len;
-    /* TLS 1.2: a ticket under an older key gets a fresh one (TLS 1.3 sends a
-     * new ticket on every resumption anyway, and resumes only on RET_OK). */
-    if (!tls13 && idx > 0)
-        tls12_renew(ssl);
-    ret = WOLFSSL_TICKET_RET_OK;
+    /* TLS 1.2: a ticket under an older key gets a fresh one, so a client
+     * that keeps resuming moves to the current key (TLS 1.3 sends a new
+     * ticket on every resumption anyway, and resumes only on RET_OK).
+     * wolfSSL 5.5.4 treated CREATE as OK (no renewal); 5.7.2 honours it. */
+    ret = !tls13 && idx > 0 ? WOLFSSL_TICKET_RET_CREATE : WOLFSSL_TICKET_RET_OK;
 out:
     explicit_bzero(key, sizeof(key));
     explicit_bzero(plain, sizeof(plain));
@@ -686,6 +674,12 @@ static int on_ticket(WOLFSSL *ssl, unsigned char key_name[WOLFSSL_TICKET_NAME_SZ
         return enc ? WOLFSSL_TICKET_RET_FATAL : WOLFSSL_TICKET_RET_REJECT;
     if (enc)
         return ticket_encrypt(ssl, t, key_name, iv, mac, ticket, in_len, out_len);
+    /* wolfSSL's ExternalTicket: the MAC follows the ciphertext. */
+    if (in_len <= 0 || mac != ticket + in_len ||
+        !ticket_in_bounds(ssl, ticket, (size_t)in_len + WOLFSSL_TICKET_MAC_SZ)) {
+        mtls_resume_count_refusal(t, MTLS_REFUSE_BAD);
+        return WOLFSSL_TICKET_RET_REJECT;
+    }
     return ticket_decrypt(ssl, t, key_name, iv, mac, ticket, in_len, out_len);
 }
 

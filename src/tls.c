@@ -1,7 +1,7 @@
 /* tls.c: the wolfSSL adapter. Ciphertext in and out goes through buffers
  * the connection owns (h2o's read_bio/write_bio idea), so the worker can hand
  * whole flights to io_uring and wolfSSL never blocks or touches a socket. */
-#include "mtlsd/tls.h"
+#include "mtlsd/tls_internal.h"
 #include "mtlsd/log.h"
 #include "mtlsd/metrics.h"
 #include "mtlsd/sessions.h"
@@ -61,6 +61,29 @@ static const char *err_string(int err)
 }
 
 static WOLFSSL_CTX *ctx_build(const struct mtls_config *cfg, char *err, size_t errlen);
+
+/* wolfSSL's verify callback: verify.c judges, the connection state is
+ * written here only. */
+static int on_verify(int preverify, WOLFSSL_X509_STORE_CTX *store)
+{
+    struct mtls_tls *t = store->userCtx;
+    struct mtls_verify_result r;
+    int ok;
+
+    if (!t)
+        return 0;
+    ok = mtls_verify_peer(preverify, store, t->metrics, &r);
+    t->cert_presented = r.cert_presented;
+    if (r.verify_error)
+        t->verify_error = r.verify_error;
+    if (r.chain_cached)
+        t->chain_cached = true;
+    if (r.identity) {
+        mtls_identity_free(t->identity);
+        t->identity = r.identity;
+    }
+    return ok;
+}
 
 int mtls_tls_ctx_new(struct mtls_tls_ctx **out, const struct mtls_config *cfg, char *err,
                      size_t errlen)
@@ -167,7 +190,7 @@ static WOLFSSL_CTX *ctx_build(const struct mtls_config *cfg, char *err, size_t e
         goto fail;
     }
     /* No CA is loaded into the CTX: verify.c judges client chains. */
-    mtls_verify_setup(ctx, &cfg->verify);
+    mtls_verify_setup(ctx, &cfg->verify, on_verify);
 
     /* Resumption skips the verify callback: the identity travels sealed in
      * the ticket instead (tickets.c). */
@@ -197,18 +220,24 @@ void mtls_tls_ctx_free(struct mtls_tls_ctx *c)
     wolfSSL_Cleanup();
 }
 
-int mtls_tls_new(struct mtls_tls *t, struct mtls_tls_ctx *ctx, struct mtls_buf *out,
+int mtls_tls_new(struct mtls_tls **out_t, struct mtls_tls_ctx *ctx, struct mtls_buf *out,
                  struct mtls_metrics *metrics)
 {
+    struct mtls_tls *t = calloc(1, sizeof(*t));
     WOLFSSL *ssl;
 
+    *out_t = NULL;
+    if (!t)
+        return -ENOMEM;
     pthread_rwlock_rdlock(&ctx->lock);
     ssl = wolfSSL_new(ctx->ctx);
     pthread_rwlock_unlock(&ctx->lock);
-    memset(t, 0, sizeof(*t));
     t->client_auth = ctx->cfg->verify.client_auth;
-    if (!ssl)
+    if (!ssl) {
+        free(t);
         return -ENOMEM;
+    }
+    *out_t = t;
     t->ssl = ssl;
     t->out = out;
     t->metrics = metrics;
@@ -221,6 +250,8 @@ int mtls_tls_new(struct mtls_tls *t, struct mtls_tls_ctx *ctx, struct mtls_buf *
 
 void mtls_tls_free(struct mtls_tls *t)
 {
+    if (!t)
+        return;
     if (t->ssl)
         wolfSSL_free(t->ssl);
     t->ssl = NULL;
@@ -228,6 +259,7 @@ void mtls_tls_free(struct mtls_tls *t)
     t->identity = NULL;
     mtls_identity_free(t->ticket_identity);
     t->ticket_identity = NULL;
+    free(t);
 }
 
 enum mtls_tls_status mtls_tls_handshake(struct mtls_tls *t, const char **why)
@@ -322,6 +354,38 @@ const char *mtls_tls_cipher_name(const struct mtls_tls *t)
 bool mtls_tls_resumed(const struct mtls_tls *t)
 {
     return t->resumed != MTLS_RESUME_NONE;
+}
+
+enum mtls_tls_resume mtls_tls_resume_kind(const struct mtls_tls *t)
+{
+    return t->resumed;
+}
+
+const struct mtls_identity *mtls_tls_identity(const struct mtls_tls *t)
+{
+    return t->identity;
+}
+
+bool mtls_tls_cert_presented(const struct mtls_tls *t)
+{
+    return t->cert_presented;
+}
+
+bool mtls_tls_chain_cached(const struct mtls_tls *t)
+{
+    return t->chain_cached;
+}
+
+void mtls_tls_feed(struct mtls_tls *t, const uint8_t *p, size_t n)
+{
+    t->in = p;
+    t->in_len = n;
+}
+
+size_t mtls_tls_unread(const struct mtls_tls *t, const uint8_t **p)
+{
+    *p = t->in;
+    return t->in_len;
 }
 
 void mtls_tls_describe(FILE *f)

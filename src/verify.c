@@ -23,8 +23,9 @@
  *   for the leaf, so all of them are done here, for every certificate. */
 #include "mtlsd/verify.h"
 #include "mtlsd/buf.h"
+#include "mtlsd/identity_x509.h"
 #include "mtlsd/log.h"
-#include "mtlsd/tls.h"
+#include "mtlsd/metrics.h"
 #include "mtlsd/vcache.h"
 
 #include <wolfssl/wolfcrypt/asn.h>
@@ -60,16 +61,33 @@
 /* Trust material: immutable once loaded, replaced whole on reload. */
 struct anchor {
     struct mtls_buf der;          /* a --client-ca certificate */
+    /* This anchor alone, with the CRLs its key signed. A signature checked
+     * here was made by this anchor's key, so its dates, CRLs and constraints
+     * are the ones that apply even when another anchor has the same name (a
+     * re-keyed CA): wolfSSL picks a signer by key identifier, and we must not
+     * judge the chain by a namesake. */
+    WOLFSSL_CTX *store;
+    WOLFSSL_CERT_MANAGER *cm;     /* the store's */
     uint8_t subject[KEYID_SIZE];  /* name hashes, to walk between anchors */
     uint8_t issuer[KEYID_SIZE];
+    uint8_t ski[KEYID_SIZE];      /* key identifier, as wolfSSL computes it */
+    uint8_t aki[KEYID_SIZE];
+    bool has_aki;
+    bool self_issued;
+    bool constrained;             /* carries nameConstraints */
+    bool constrained_above;       /* an anchor above it does */
+    int parent;                   /* the anchor whose key signed it, or -1 */
     time_t not_before, not_after;
 };
 
 struct trust {
-    WOLFSSL_CERT_MANAGER *cm;     /* anchors, and CRLs when configured */
     struct anchor *anchors;
     unsigned n_anchors;
     bool crl;
+    /* Earliest nextUpdate of the loaded CRLs: nothing verified under them
+     * (cached chains, tickets, session IDs, open connections) is trusted
+     * past it; 0 without CRLs. */
+    time_t crl_until;
     uint64_t id;                  /* digest of what was loaded (see below) */
 };
 
@@ -114,176 +132,6 @@ uint64_t mtls_verify_generation(void)
     return __atomic_load_n(&trust_generation, __ATOMIC_ACQUIRE);
 }
 
-struct mtls_identity *mtls_identity_ref(struct mtls_identity *id)
-{
-    if (id)
-        __atomic_fetch_add(&id->refs, 1, __ATOMIC_RELAXED);
-    return id;
-}
-
-void mtls_identity_free(struct mtls_identity *id)
-{
-    if (id && __atomic_sub_fetch(&id->refs, 1, __ATOMIC_ACQ_REL) == 0)
-        free(id);
-}
-
-/* ASN.1 UTCTime / GeneralizedTime (with or without tag and length) to
- * time_t; -1 when malformed. */
-static time_t asn1_time(const uint8_t *p, int len)
-{
-    int digits, year, i, v[6] = {0};
-    struct tm tm;
-
-    if (!p)
-        return -1;
-    if (len >= 2 && (p[0] == 0x17 || p[0] == 0x18) && p[1] == len - 2) {
-        digits = p[0] == 0x17 ? 2 : 4;
-        p += 2;
-        len -= 2;
-    } else {
-        digits = len >= 15 ? 4 : 2;
-    }
-    if (len != digits + 11 || p[len - 1] != 'Z')
-        return -1;
-    for (i = 0; i < len - 1; i++)
-        if (p[i] < '0' || p[i] > '9')
-            return -1;
-    year = 0;
-    for (i = 0; i < digits; i++)
-        year = year * 10 + (p[i] - '0');
-    if (digits == 2)
-        year += year < 50 ? 2000 : 1900; /* RFC 5280 4.1.2.5.1 */
-    for (i = 0; i < 5; i++)
-        v[i] = (p[digits + 2 * i] - '0') * 10 + (p[digits + 2 * i + 1] - '0');
-    memset(&tm, 0, sizeof(tm));
-    tm.tm_year = year - 1900;
-    tm.tm_mon = v[0] - 1;
-    tm.tm_mday = v[1];
-    tm.tm_hour = v[2];
-    tm.tm_min = v[3];
-    tm.tm_sec = v[4];
-    return timegm(&tm);
-}
-
-/* ---- identity extraction ------------------------------------------------- */
-
-struct id_builder {
-    struct mtls_buf strings;
-    size_t off[5];                 /* subject, issuer, serial, cn, ou */
-    struct { enum mtls_san_type type; size_t off; } san[32];
-    unsigned n_san;
-    int bad;
-};
-
-static size_t add_string(struct id_builder *b, const char *s, size_t n)
-{
-    size_t off = b->strings.len;
-
-    if (n && memchr(s, '\0', n)) { /* an embedded NUL could fool a matcher */
-        b->bad = 1;
-        return 0;
-    }
-    if (mtls_buf_append(&b->strings, s, n) < 0 || mtls_buf_append(&b->strings, "", 1) < 0)
-        b->bad = 1;
-    return off;
-}
-
-static void add_san(struct id_builder *b, enum mtls_san_type type, const char *s, size_t n)
-{
-    if (b->n_san == sizeof(b->san) / sizeof(b->san[0]))
-        return; /* identity keeps the first 32 names */
-    b->san[b->n_san].type = type;
-    b->san[b->n_san].off = add_string(b, s, n);
-    b->n_san++;
-}
-
-static struct mtls_identity *identity_from_decoded(DecodedCert *dc, const uint8_t *der,
-                                                   size_t len)
-{
-    struct id_builder b;
-    struct mtls_identity *id = NULL;
-    struct mtls_san *san;
-    DNS_entry *e;
-    char serial[2 * EXTERNAL_SERIAL_SIZE + 1];
-    char *base;
-    int i;
-
-    memset(&b, 0, sizeof(b));
-    b.off[0] = add_string(&b, dc->subject, strnlen(dc->subject, sizeof(dc->subject)));
-    b.off[1] = add_string(&b, dc->issuer, strnlen(dc->issuer, sizeof(dc->issuer)));
-    for (i = 0; i < dc->serialSz && i < EXTERNAL_SERIAL_SIZE; i++)
-        snprintf(serial + 2 * i, 3, "%02x", dc->serial[i]);
-    serial[2 * i] = '\0';
-    b.off[2] = add_string(&b, serial, strlen(serial));
-    b.off[3] = add_string(&b, dc->subjectCN ? dc->subjectCN : "",
-                          dc->subjectCN && dc->subjectCNLen > 0 ? (size_t)dc->subjectCNLen : 0);
-    b.off[4] = add_string(&b, dc->subjectOU ? dc->subjectOU : "",
-                          dc->subjectOU && dc->subjectOULen > 0 ? (size_t)dc->subjectOULen : 0);
-
-    for (e = dc->altNames; e; e = e->next) {
-        if (e->len < 0)
-            continue;
-        if (e->type == ASN_DNS_TYPE)
-            add_san(&b, MTLS_SAN_DNS, e->name, (size_t)e->len);
-        else if (e->type == ASN_URI_TYPE)
-            add_san(&b, MTLS_SAN_URI, e->name, (size_t)e->len);
-        else if (e->type == ASN_IP_TYPE) {
-            char text[INET6_ADDRSTRLEN];
-            int af = e->len == 4 ? AF_INET : e->len == 16 ? AF_INET6 : 0;
-            if (af && inet_ntop(af, e->name, text, sizeof(text)))
-                add_san(&b, MTLS_SAN_IP, text, strlen(text));
-        }
-    }
-    for (e = dc->altEmailNames; e; e = e->next)
-        if (e->len >= 0)
-            add_san(&b, MTLS_SAN_EMAIL, e->name, (size_t)e->len);
-    if (b.bad)
-        goto out;
-
-    id = calloc(1, sizeof(*id) + b.n_san * sizeof(struct mtls_san) + b.strings.len);
-    if (!id)
-        goto out;
-    san = (struct mtls_san *)(id + 1);
-    base = (char *)(san + b.n_san);
-    memcpy(base, b.strings.data, b.strings.len);
-    id->subject = base + b.off[0];
-    id->issuer = base + b.off[1];
-    id->serial_hex = base + b.off[2];
-    id->cn = base + b.off[3];
-    id->ou = base + b.off[4];
-    for (unsigned k = 0; k < b.n_san; k++) {
-        san[k].type = b.san[k].type;
-        san[k].value = base + b.san[k].off;
-    }
-    id->refs = 1;
-    id->n_san = b.n_san;
-    id->san = san;
-    id->not_before = asn1_time(dc->beforeDate, dc->beforeDateLen);
-    id->not_after = asn1_time(dc->afterDate, dc->afterDateLen);
-    id->valid_until = id->not_after;
-    if (wc_Sha256Hash(der, (word32)len, id->sha256) != 0) {
-        free(id);
-        id = NULL;
-    }
-out:
-    mtls_buf_free(&b.strings);
-    return id;
-}
-
-struct mtls_identity *mtls_identity_from_der(const uint8_t *der, size_t len)
-{
-    struct mtls_identity *id = NULL;
-    DecodedCert dc;
-
-    if (len > UINT32_MAX)
-        return NULL;
-    wc_InitDecodedCert(&dc, der, (word32)len, NULL);
-    if (wc_ParseCert(&dc, CERT_TYPE, NO_VERIFY, NULL) == 0)
-        id = identity_from_decoded(&dc, der, len);
-    wc_FreeDecodedCert(&dc);
-    return id;
-}
-
 /* ---- trust material -------------------------------------------------------- */
 
 static int read_file(const char *path, struct mtls_buf *b)
@@ -318,10 +166,11 @@ static void trust_free(struct trust *t)
 {
     if (!t)
         return;
-    if (t->cm)
-        wolfSSL_CertManagerFree(t->cm);
-    for (unsigned i = 0; i < t->n_anchors; i++)
+    for (unsigned i = 0; i < t->n_anchors; i++) {
+        if (t->anchors[i].store)
+            wolfSSL_CTX_free(t->anchors[i].store);
         mtls_buf_free(&t->anchors[i].der);
+    }
     free(t->anchors);
     free(t);
 }
@@ -340,6 +189,209 @@ static int on_cm_verify(int ok, WOLFSSL_X509_STORE_CTX *store)
     if (!ok && (e == ASN_BEFORE_DATE_E || e == ASN_AFTER_DATE_E))
         return 1;
     return ok;
+}
+
+/* A store whose manager takes certificates without checking them against
+ * what it holds (a CTX set to VERIFY_NONE: wolfSSL_CertManagerLoadCABuffer
+ * would refuse an anchor whose issuer is not loaded, and an intermediate in
+ * a manager without its anchor). Whatever goes in has been verified or
+ * chosen as an anchor first; signatures are then checked with
+ * wolfSSL_CertManagerVerifyBuffer on its manager. Costs ~0.2 us. */
+static WOLFSSL_CTX *store_new(void)
+{
+    WOLFSSL_CTX *ctx = wolfSSL_CTX_new(wolfSSLv23_server_method());
+
+    if (ctx) {
+        wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_NONE, NULL);
+        wolfSSL_CertManagerSetVerify(wolfSSL_CTX_GetCertManager(ctx), on_cm_verify);
+    }
+    return ctx;
+}
+
+static int store_add(WOLFSSL_CTX *ctx, const uint8_t *der, size_t len)
+{
+    WOLFSSL_CERT_MANAGER *cm = wolfSSL_CTX_GetCertManager(ctx);
+    int ret;
+
+    /* With a verify callback set, wolfSSL verifies what it just loaded
+     * against the manager (ssl.c ProcessBuffer -> CM_VerifyBuffer_ex): an
+     * extra signature check, and a refusal when the issuer is not there. */
+    wolfSSL_CertManagerSetVerify(cm, NULL);
+    ret = wolfSSL_CTX_load_verify_buffer(ctx, der, (long)len, WOLFSSL_FILETYPE_ASN1);
+    wolfSSL_CertManagerSetVerify(cm, on_cm_verify);
+    return ret;
+}
+
+/* May anchor `a` have signed a certificate with this issuer name hash and
+ * authority key identifier (NULL when it has none)? The same match as
+ * wolfSSL's signer lookup (asn.c ParseCertRelative); the signature decides
+ * between namesakes. */
+static bool may_sign(const struct anchor *a, const uint8_t *issuer, const uint8_t *aki)
+{
+    return memcmp(a->subject, issuer, KEYID_SIZE) == 0 &&
+           (!aki || memcmp(a->ski, aki, KEYID_SIZE) == 0);
+}
+
+/* The first anchor from `from` on that may have signed `dc`, or -1. */
+static int find_anchor(const struct trust *t, const DecodedCert *dc, unsigned from)
+{
+    const uint8_t *aki = dc->extAuthKeyIdSet ? dc->extAuthKeyId : NULL;
+
+    for (unsigned a = from; a < t->n_anchors; a++)
+        if (may_sign(&t->anchors[a], dc->issuerHash, aki))
+            return (int)a;
+    return -1;
+}
+
+/* nextUpdate of a DER CRL: 0 when it has none, -1 when unreadable. */
+static time_t crl_next_update(const uint8_t *der, size_t len);
+
+/* One --client-ca certificate: a CA (CA:TRUE, keyCertSign when keyUsage is
+ * present) or a self-signed X.509 v1 root, the kind `openssl x509 -req
+ * -signkey` makes (RFC 5280 6.1: an anchor is a name and a key the operator
+ * chose). A v1 certificate sent by a client is never a CA (verify_chain). */
+static int anchor_add(struct trust *t, const uint8_t *der, int dlen, const char *file,
+                      char *err, size_t errlen)
+{
+    struct anchor a;
+    DecodedCert dc;
+    bool ca, v1;
+    int ret;
+
+    memset(&a, 0, sizeof(a));
+    a.parent = -1;
+    wc_InitDecodedCert(&dc, der, (word32)dlen, NULL);
+    ret = wc_ParseCert(&dc, CERT_TYPE, NO_VERIFY, NULL);
+    ca = ret == 0 && dc.isCA && (!dc.extKeyUsageSet || (dc.extKeyUsage & KEYUSE_KEY_CERT_SIGN));
+    v1 = ret == 0 && dc.version == 0 && memcmp(dc.subjectHash, dc.issuerHash, KEYID_SIZE) == 0;
+    if (ret == 0) {
+        memcpy(a.subject, dc.subjectHash, KEYID_SIZE);
+        memcpy(a.issuer, dc.issuerHash, KEYID_SIZE);
+        memcpy(a.ski, dc.extSubjKeyId, KEYID_SIZE); /* SKID, else a hash of the key */
+        memcpy(a.aki, dc.extAuthKeyId, KEYID_SIZE);
+        a.has_aki = dc.extAuthKeyIdSet;
+        a.self_issued = memcmp(a.subject, a.issuer, KEYID_SIZE) == 0;
+        a.constrained = dc.extNameConstraintSet;
+        a.not_before = mtls_asn1_time(dc.beforeDate, dc.beforeDateLen);
+        a.not_after = mtls_asn1_time(dc.afterDate, dc.afterDateLen);
+    }
+    wc_FreeDecodedCert(&dc);
+    if (ca && has_uri_ip_constraints(der, (size_t)dlen)) {
+        snprintf(err, errlen,
+                 "--client-ca %s: certificate %u has URI or IP name constraints, which "
+                 "wolfSSL 5.5.4 cannot enforce; refusing to trust it",
+                 file, t->n_anchors + 1);
+        return -1;
+    }
+    if (!ca && !v1) {
+        snprintf(err, errlen,
+                 "--client-ca %s: certificate %u is not a CA certificate "
+                 "(basicConstraints CA:TRUE and keyCertSign are required, or a self-signed "
+                 "X.509 v1 root)",
+                 file, t->n_anchors + 1);
+        return -1;
+    }
+    a.store = store_new();
+    if (!a.store || mtls_buf_append(&a.der, der, (size_t)dlen) < 0) {
+        snprintf(err, errlen, "out of memory loading --client-ca");
+        goto fail;
+    }
+    /* Loaded as a user CA: wolfSSL skips its CA:TRUE check, decided above. */
+    a.cm = wolfSSL_CTX_GetCertManager(a.store);
+    ret = store_add(a.store, der, (size_t)dlen);
+    if (ret != WOLFSSL_SUCCESS) {
+        snprintf(err, errlen, "--client-ca %s: certificate %u cannot be loaded (%s)", file,
+                 t->n_anchors + 1, err_text(ret));
+        goto fail;
+    }
+    if (!ca) {
+        /* v1: self-issued is not enough, its own key must have signed it. */
+        if (wolfSSL_CertManagerVerifyBuffer(a.cm, der, dlen, WOLFSSL_FILETYPE_ASN1) !=
+            WOLFSSL_SUCCESS) {
+            snprintf(err, errlen,
+                     "--client-ca %s: certificate %u is an X.509 v1 certificate that is not "
+                     "self-signed; only a self-signed v1 root can be a trust anchor",
+                     file, t->n_anchors + 1);
+            goto fail;
+        }
+        log_info("--client-ca %s: certificate %u is an X.509 v1 root without extensions "
+                 "(openssl x509 -req -signkey): trusted as an anchor, never as an intermediate",
+                 file, t->n_anchors + 1);
+    }
+    struct anchor *all = realloc(t->anchors, (t->n_anchors + 1) * sizeof(*all));
+    if (!all) {
+        snprintf(err, errlen, "out of memory loading --client-ca");
+        goto fail;
+    }
+    t->anchors = all;
+    all[t->n_anchors++] = a;
+    return 0;
+fail:
+    if (a.store)
+        wolfSSL_CTX_free(a.store);
+    mtls_buf_free(&a.der);
+    return -1;
+}
+
+/* Which anchor's key signed each anchor, and whether a constrained one is
+ * above it (for the CRL walk and name constraints). */
+static void anchors_link(struct trust *t)
+{
+    for (unsigned i = 0; i < t->n_anchors; i++) {
+        struct anchor *a = &t->anchors[i];
+        for (unsigned j = 0; !a->self_issued && j < t->n_anchors && a->parent < 0; j++)
+            if (j != i && may_sign(&t->anchors[j], a->issuer, a->has_aki ? a->aki : NULL) &&
+                wolfSSL_CertManagerVerifyBuffer(t->anchors[j].cm, a->der.data,
+                                                (long)a->der.len,
+                                                WOLFSSL_FILETYPE_ASN1) == WOLFSSL_SUCCESS)
+                a->parent = (int)j;
+    }
+    for (unsigned i = 0; i < t->n_anchors; i++) {
+        int p = t->anchors[i].parent;
+        for (unsigned steps = 0; p >= 0 && steps < t->n_anchors; steps++) {
+            if (t->anchors[p].constrained)
+                t->anchors[i].constrained_above = true;
+            p = t->anchors[p].parent;
+        }
+    }
+}
+
+/* One --crl file: loaded into the manager of every anchor whose key signed
+ * it (at least one). */
+static int crl_add(struct trust *t, const struct mtls_buf *crl, const char *file, char *err,
+                   size_t errlen)
+{
+    DerBuffer *der = NULL;
+    unsigned loaded = 0;
+    int ret = WOLFSSL_FATAL_ERROR;
+    time_t next;
+
+    for (unsigned i = 0; i < t->n_anchors; i++) {
+        int r = wolfSSL_CertManagerLoadCRLBuffer(t->anchors[i].cm, crl->data, (long)crl->len,
+                                                 WOLFSSL_FILETYPE_PEM);
+        if (r == WOLFSSL_SUCCESS)
+            loaded++;
+        else if (ret == WOLFSSL_FATAL_ERROR || r != ASN_CRL_NO_SIGNER_E)
+            ret = r;
+    }
+    if (!loaded) {
+        snprintf(err, errlen,
+                 "--crl %s: cannot load (%s): it must be a current PEM CRL "
+                 "signed by a CA in --client-ca",
+                 file, err_text(ret));
+        return -1;
+    }
+    /* wolfSSL loads the first PEM block of the file: its nextUpdate. */
+    if (wc_PemToDer(crl->data, (long)crl->len, CRL_TYPE, &der, NULL, NULL, NULL) != 0 ||
+        (next = crl_next_update(der->buffer, der->length)) == -1) {
+        wc_FreeDer(&der);
+        snprintf(err, errlen, "--crl %s: cannot read its nextUpdate", file);
+        return -1;
+    }
+    wc_FreeDer(&der);
+    if (next && (!t->crl_until || next < t->crl_until))
+        t->crl_until = next;
+    return 0;
 }
 
 static struct trust *trust_load(const struct mtls_verify_settings *cfg, char *err,
@@ -362,10 +414,6 @@ static struct trust *trust_load(const struct mtls_verify_settings *cfg, char *er
         goto oom;
     trust_digest_add(&h, "mtlsd trust v1", 14);
     trust_digest_add(&h, knobs, sizeof(knobs));
-    t->cm = wolfSSL_CertManagerNew();
-    if (!t->cm)
-        goto oom;
-    wolfSSL_CertManagerSetVerify(t->cm, on_cm_verify);
     ret = read_file(cfg->client_ca_file, &pem);
     if (ret < 0) {
         snprintf(err, errlen, "--client-ca %s: %s", cfg->client_ca_file, strerror(-ret));
@@ -374,13 +422,11 @@ static struct trust *trust_load(const struct mtls_verify_settings *cfg, char *er
     trust_digest_add(&h, pem.data, pem.len);
     if (mtls_buf_append(&pem, "", 1) < 0)
         goto oom;
-    /* Each PEM block on its own: the DER is kept for per-miss managers, and
-     * every anchor must be a CA (a leaf is not a trust anchor here). */
+    /* Each PEM block on its own, each anchor in its own manager. */
     for (p = strstr((const char *)pem.data, begin); p; p = strstr(end, begin)) {
         const char *stop = strstr(p, "-----END CERTIFICATE-----");
         uint8_t der[16384];
-        DecodedCert dc;
-        int dlen, ok;
+        int dlen;
 
         if (!stop)
             break;
@@ -392,59 +438,20 @@ static struct trust *trust_load(const struct mtls_verify_settings *cfg, char *er
                      cfg->client_ca_file, t->n_anchors + 1);
             goto fail;
         }
-        uint8_t subject[KEYID_SIZE], issuer[KEYID_SIZE];
-        time_t nb, na;
-        wc_InitDecodedCert(&dc, der, (word32)dlen, NULL);
-        ok = wc_ParseCert(&dc, CERT_TYPE, NO_VERIFY, NULL) == 0 && dc.isCA &&
-             (!dc.extKeyUsageSet || (dc.extKeyUsage & KEYUSE_KEY_CERT_SIGN));
-        memcpy(subject, dc.subjectHash, KEYID_SIZE);
-        memcpy(issuer, dc.issuerHash, KEYID_SIZE);
-        nb = asn1_time(dc.beforeDate, dc.beforeDateLen);
-        na = asn1_time(dc.afterDate, dc.afterDateLen);
-        wc_FreeDecodedCert(&dc);
-        if (ok && has_uri_ip_constraints(der, (size_t)dlen)) {
-            snprintf(err, errlen,
-                     "--client-ca %s: certificate %u has URI or IP name constraints, which "
-                     "wolfSSL 5.5.4 cannot enforce; refusing to trust it",
-                     cfg->client_ca_file, t->n_anchors + 1);
+        if (anchor_add(t, der, dlen, cfg->client_ca_file, err, errlen) < 0)
             goto fail;
-        }
-        if (!ok) {
-            snprintf(err, errlen,
-                     "--client-ca %s: certificate %u is not a CA certificate "
-                     "(basicConstraints CA:TRUE and keyCertSign are required)",
-                     cfg->client_ca_file, t->n_anchors + 1);
-            goto fail;
-        }
-        ret = wolfSSL_CertManagerLoadCABuffer(t->cm, der, dlen, WOLFSSL_FILETYPE_ASN1);
-        if (ret != WOLFSSL_SUCCESS) {
-            snprintf(err, errlen, "--client-ca %s: certificate %u cannot be loaded (%s)",
-                     cfg->client_ca_file, t->n_anchors + 1,
-                     err_text(ret));
-            goto fail;
-        }
-        struct anchor *a = realloc(t->anchors, (t->n_anchors + 1) * sizeof(*a));
-        if (!a)
-            goto oom;
-        t->anchors = a;
-        a += t->n_anchors;
-        memset(a, 0, sizeof(*a));
-        memcpy(a->subject, subject, KEYID_SIZE);
-        memcpy(a->issuer, issuer, KEYID_SIZE);
-        a->not_before = nb;
-        a->not_after = na;
-        if (mtls_buf_append(&a->der, der, (size_t)dlen) < 0)
-            goto oom;
-        t->n_anchors++;
     }
     if (t->n_anchors == 0) {
         snprintf(err, errlen, "--client-ca %s: no PEM certificate found", cfg->client_ca_file);
         goto fail;
     }
+    anchors_link(t);
     if (cfg->n_crl_files) {
-        if (wolfSSL_CertManagerEnableCRL(t->cm, WOLFSSL_CRL_CHECKALL) != WOLFSSL_SUCCESS)
-            goto oom;
         t->crl = true;
+        for (unsigned i = 0; i < t->n_anchors; i++)
+            if (wolfSSL_CertManagerEnableCRL(t->anchors[i].cm, WOLFSSL_CRL_CHECKALL) !=
+                WOLFSSL_SUCCESS)
+                goto oom;
         for (unsigned i = 0; i < cfg->n_crl_files; i++) {
             struct mtls_buf crl = {0};
             ret = read_file(cfg->crl_files[i], &crl);
@@ -454,16 +461,10 @@ static struct trust *trust_load(const struct mtls_verify_settings *cfg, char *er
                 goto fail;
             }
             trust_digest_add(&h, crl.data, crl.len);
-            ret = wolfSSL_CertManagerLoadCRLBuffer(t->cm, crl.data, (long)crl.len,
-                                                   WOLFSSL_FILETYPE_PEM);
+            ret = crl_add(t, &crl, cfg->crl_files[i], err, errlen);
             mtls_buf_free(&crl);
-            if (ret != WOLFSSL_SUCCESS) {
-                snprintf(err, errlen,
-                         "--crl %s: cannot load (%s): it must be a current PEM CRL "
-                         "signed by a CA in --client-ca",
-                         cfg->crl_files[i], err_text(ret));
+            if (ret < 0)
                 goto fail;
-            }
         }
     }
     mtls_buf_free(&pem);
@@ -506,7 +507,7 @@ static const uint8_t *der_item(const uint8_t *p, const uint8_t *end, uint8_t *ta
     return p;
 }
 
-/* wolfSSL 5.5.4 drops URI and IP subtrees when it decodes nameConstraints,
+/* wolfSSL (5.5.4, 5.7.2) drops URI and IP subtrees when it decodes nameConstraints,
  * so it cannot enforce them, and a CA limited to one SPIFFE trust domain
  * could otherwise issue any URI. We do not enforce them either: a CA that
  * has them is refused (fail closed). DNS, email and directory-name
@@ -550,6 +551,44 @@ static bool has_uri_ip_constraints(const uint8_t *der, size_t len)
         }
     }
     return false;
+}
+
+/* nextUpdate of a DER CRL (RFC 5280 5.1): 0 when it has none, -1 when
+ * unreadable. */
+static time_t crl_next_update(const uint8_t *der, size_t len)
+{
+    const uint8_t *end = der + len, *p, *v;
+    uint8_t tag;
+    size_t n;
+
+    if (!(p = der_item(der, end, &tag, &n)) || tag != 0x30) /* CertificateList */
+        return -1;
+    if (!(p = der_item(p, p + n, &tag, &n)) || tag != 0x30) /* tbsCertList */
+        return -1;
+    end = p + n;
+    if (!(v = der_item(p, end, &tag, &n)))
+        return -1;
+    if (tag == 0x02) { /* version */
+        p = v + n;
+        if (!(v = der_item(p, end, &tag, &n)))
+            return -1;
+    }
+    if (tag != 0x30) /* signature */
+        return -1;
+    p = v + n;
+    if (!(v = der_item(p, end, &tag, &n)) || tag != 0x30) /* issuer */
+        return -1;
+    p = v + n;
+    if (!(v = der_item(p, end, &tag, &n)) || (tag != 0x17 && tag != 0x18)) /* thisUpdate */
+        return -1;
+    p = v + n;
+    if (p == end)
+        return 0;
+    if (!(v = der_item(p, end, &tag, &n)))
+        return -1;
+    if (tag != 0x17 && tag != 0x18)
+        return 0; /* revokedCertificates or extensions follow */
+    return mtls_asn1_time(p, (int)(v + n - p));
 }
 
 /* ---- chain verification ------------------------------------------------------ */
@@ -618,8 +657,8 @@ static enum reject check_key(DecodedCert *dc)
 
 static enum reject check_dates(DecodedCert *dc, time_t now, time_t *not_after)
 {
-    time_t nb = asn1_time(dc->beforeDate, dc->beforeDateLen);
-    time_t na = asn1_time(dc->afterDate, dc->afterDateLen);
+    time_t nb = mtls_asn1_time(dc->beforeDate, dc->beforeDateLen);
+    time_t na = mtls_asn1_time(dc->afterDate, dc->afterDateLen);
     time_t skew = (time_t)settings.clock_skew_s;
 
     if (nb == -1 || na == -1)
@@ -633,14 +672,24 @@ static enum reject check_dates(DecodedCert *dc, time_t now, time_t *not_after)
     return OK;
 }
 
-/* The anchor named `issuer` (a name hash; signatures are checked by the
- * certificate manager), or -1. */
-static int find_anchor(const struct trust *t, const uint8_t *issuer)
+/* Signature algorithms a client chain may use: SHA-2 and SHA-3 with RSA
+ * (PKCS#1 v1.5 or PSS) or ECDSA. MD2, MD5 and SHA-1 signatures can be forged
+ * (chosen-prefix collisions: the 2008 MD5 rogue CA, SHAttered, and
+ * SHA-1 is a shambles), and anything else is refused with them. */
+static enum reject check_sig_alg(const DecodedCert *dc)
 {
-    for (unsigned a = 0; a < t->n_anchors; a++)
-        if (memcmp(issuer, t->anchors[a].subject, KEYID_SIZE) == 0)
-            return (int)a;
-    return -1;
+    switch (dc->signatureOID) {
+    case CTC_SHA224wRSA: case CTC_SHA256wRSA: case CTC_SHA384wRSA: case CTC_SHA512wRSA:
+    case CTC_SHA224wECDSA: case CTC_SHA256wECDSA: case CTC_SHA384wECDSA:
+    case CTC_SHA512wECDSA:
+    case CTC_SHA3_224wRSA: case CTC_SHA3_256wRSA: case CTC_SHA3_384wRSA: case CTC_SHA3_512wRSA:
+    case CTC_SHA3_224wECDSA: case CTC_SHA3_256wECDSA: case CTC_SHA3_384wECDSA:
+    case CTC_SHA3_512wECDSA:
+    case CTC_RSASSAPSS:
+        return OK;
+    default:
+        return R_WEAK_KEY;
+    }
 }
 
 static enum reject cm_result(int ret)
@@ -656,16 +705,70 @@ static enum reject cm_result(int ret)
     }
 }
 
+static enum reject crl_result(WOLFSSL_CERT_MANAGER *cm, const uint8_t *der, size_t len)
+{
+    int ret = wolfSSL_CertManagerCheckCRL(cm, (unsigned char *)der, (int)len);
+
+    return ret == WOLFSSL_SUCCESS ? OK : ret == ASN_NO_SIGNER_E ? R_CRL : cm_result(ret);
+}
+
+static enum reject anchor_dates(const struct anchor *an, time_t now)
+{
+    time_t skew = (time_t)settings.clock_skew_s;
+
+    /* wolfSSL does not check a signer's dates. */
+    if (an->not_before == -1 || an->not_after == -1)
+        return R_MALFORMED;
+    if (now + skew < an->not_before)
+        return R_NOT_YET_VALID;
+    if (now - skew > an->not_after)
+        return R_EXPIRED;
+    return OK;
+}
+
+/* The anchor whose key signed certs[top] and that is valid now, or -1 with
+ * *r set. Namesakes (a re-keyed or renewed CA) are tried in turn, each in its
+ * own manager, and the most telling refusal is kept. */
+static int choose_anchor(const struct trust *t, const DecodedCert *dc,
+                         const WOLFSSL_BUFFER_INFO *cert, time_t now, enum reject *r)
+{
+    *r = R_UNTRUSTED;
+    for (int a = find_anchor(t, dc, 0); a >= 0; a = find_anchor(t, dc, (unsigned)a + 1)) {
+        const struct anchor *an = &t->anchors[a];
+        enum reject ra = cm_result(wolfSSL_CertManagerVerifyBuffer(
+            an->cm, cert->buffer, (long)cert->length, WOLFSSL_FILETYPE_ASN1));
+        if (ra == OK)
+            ra = anchor_dates(an, now);
+        if (ra == OK) {
+            *r = OK;
+            return a;
+        }
+        if (*r == R_UNTRUSTED)
+            *r = ra;
+    }
+    return -1;
+}
+
+static bool is_anchor(const struct trust *t, const WOLFSSL_BUFFER_INFO *cert)
+{
+    for (unsigned a = 0; a < t->n_anchors; a++)
+        if (t->anchors[a].der.len == cert->length &&
+            memcmp(t->anchors[a].der.data, cert->buffer, cert->length) == 0)
+            return true;
+    return false;
+}
+
 /* Full verification of a presented chain (leaf first). Called with the
  * trust read-locked. On success *out gets the leaf's identity. */
 static enum reject verify_chain(struct trust *t, const WOLFSSL_BUFFER_INFO *certs, int n,
                                 struct mtls_identity **out)
 {
     DecodedCert *dc;
-    WOLFSSL_CERT_MANAGER *tmp = NULL;
+    WOLFSSL_CTX *tmp = NULL;
+    const struct anchor *an;
     time_t now = time(NULL), valid_until = (time_t)INT64_MAX;
     enum reject r = OK;
-    int top = -1, i, parsed = 0;
+    int top = -1, i, parsed = 0, chosen;
 
     if (n < 1)
         return R_NO_CERT;
@@ -701,15 +804,17 @@ static enum reject verify_chain(struct trust *t, const WOLFSSL_BUFFER_INFO *cert
         goto out;
     }
 
-    /* Walk up the presented chain until a certificate an anchor issued. */
+    /* Walk up the presented chain until a certificate an anchor may have
+     * issued (by name and key identifier). */
     for (i = 0; i < n; i++) {
         if ((r = check_dates(&dc[i], now, &valid_until)) != OK ||
-            (r = check_key(&dc[i])) != OK)
+            (r = check_key(&dc[i])) != OK || (r = check_sig_alg(&dc[i])) != OK)
             goto out;
         if (i > 0) {
-            /* An issuer must be a CA allowed to sign certificates, within its
-             * path length, and (wolfSSL 5.5.4 checks EKU on the leaf only)
-             * with an EKU that allows client authentication if it has one. */
+            /* An issuer must be a CA allowed to sign certificates (never a
+             * v1 certificate: it has no CA flag), within its path length,
+             * and (wolfSSL 5.5.4 checks EKU on the leaf only) with an EKU
+             * that allows client authentication if it has one. */
             if (!dc[i].isCA || (dc[i].extKeyUsageSet &&
                                 !(dc[i].extKeyUsage & KEYUSE_KEY_CERT_SIGN))) {
                 r = R_USAGE;
@@ -728,12 +833,20 @@ static enum reject verify_chain(struct trust *t, const WOLFSSL_BUFFER_INFO *cert
                 r = R_USAGE;
                 goto out;
             }
+            /* wolfSSL checks a certificate against its direct signer's name
+             * constraints only: a constrained CA above the leaf's issuer
+             * would not bind the leaf (RFC 5280 6.1 applies them to the
+             * whole path below). Such chains are refused. */
+            if (i >= 2 && dc[i].extNameConstraintSet) {
+                r = R_USAGE;
+                goto out;
+            }
             if (memcmp(dc[i - 1].issuerHash, dc[i].subjectHash, KEYID_SIZE) != 0) {
                 r = R_UNTRUSTED; /* not a chain: presented out of order or unrelated */
                 goto out;
             }
         }
-        if (find_anchor(t, dc[i].issuerHash) >= 0) {
+        if (find_anchor(t, &dc[i], 0) >= 0) {
             top = i;
             break;
         }
@@ -742,98 +855,84 @@ static enum reject verify_chain(struct trust *t, const WOLFSSL_BUFFER_INFO *cert
         r = R_UNTRUSTED;
         goto out;
     }
-    {
-        /* The anchor itself must be valid now: wolfSSL does not check a
-         * signer's dates. */
-        const struct anchor *an = &t->anchors[find_anchor(t, dc[top].issuerHash)];
-        time_t skew = (time_t)settings.clock_skew_s;
-        if (an->not_before == -1 || an->not_after == -1 || now + skew < an->not_before) {
-            r = an->not_before == -1 ? R_MALFORMED : R_NOT_YET_VALID;
+    /* After the verified part, only the anchors above it, in order: nothing
+     * unverified may follow (it would vary the cache key at will and make
+     * every handshake a miss, evicting other clients). */
+    for (i = top + 1; i < n; i++) {
+        if (!is_anchor(t, &certs[i]) ||
+            memcmp(dc[i - 1].issuerHash, dc[i].subjectHash, KEYID_SIZE) != 0 ||
+            (i > top + 1 && memcmp(dc[i - 1].subjectHash, dc[i - 1].issuerHash, KEYID_SIZE) == 0)) {
+            r = R_UNTRUSTED;
             goto out;
         }
-        if (now - skew > an->not_after) {
-            r = R_EXPIRED;
-            goto out;
-        }
-        if (an->not_after < valid_until)
-            valid_until = an->not_after;
     }
     if ((unsigned)top > settings.verify_depth) {
         r = R_DEPTH;
         goto out;
     }
 
-    /* Signatures. The top certificate against the anchors; below it a
-     * manager that lives for this verification only holds the anchors and
-     * the intermediates as they are proven, so nothing a client sent
-     * outlives this call. */
-    if (top == 0) {
-        r = cm_result(wolfSSL_CertManagerVerifyBuffer(t->cm, certs[0].buffer,
-                                                      (long)certs[0].length,
-                                                      WOLFSSL_FILETYPE_ASN1));
-    } else {
-        tmp = wolfSSL_CertManagerNew();
+    /* Signatures. The top certificate against the anchor whose key signed
+     * it (in that anchor's own manager: its CRLs too); below it a store that
+     * lives for this verification only holds the intermediates as they are
+     * proven, so nothing a client sent outlives this call. */
+    chosen = choose_anchor(t, &dc[top], &certs[top], now, &r);
+    if (chosen < 0)
+        goto out;
+    an = &t->anchors[chosen];
+    if (an->not_after < valid_until)
+        valid_until = an->not_after;
+    /* Name constraints of the anchor bind only what it signed directly. */
+    if ((top >= 1 && an->constrained) || an->constrained_above) {
+        r = R_USAGE;
+        goto out;
+    }
+    if (top > 0) {
+        tmp = store_new();
         if (!tmp) {
             r = R_MALFORMED;
             goto out;
         }
-        wolfSSL_CertManagerSetVerify(tmp, on_cm_verify);
-        for (unsigned a = 0; a < t->n_anchors; a++)
-            wolfSSL_CertManagerLoadCABuffer(tmp, t->anchors[a].der.data,
-                                            (long)t->anchors[a].der.len, WOLFSSL_FILETYPE_ASN1);
-        for (i = top; i >= 1 && r == OK; i--) {
+        for (i = top; i >= 0 && r == OK; i--) {
             /* Proven against what is loaded, then loaded for the next one. */
-            r = cm_result(wolfSSL_CertManagerVerifyBuffer(tmp, certs[i].buffer,
-                                                          (long)certs[i].length,
-                                                          WOLFSSL_FILETYPE_ASN1));
-            if (r == OK &&
-                wolfSSL_CertManagerLoadCABuffer(tmp, certs[i].buffer, (long)certs[i].length,
-                                                WOLFSSL_FILETYPE_ASN1) != WOLFSSL_SUCCESS)
+            if (i < top)
+                r = cm_result(wolfSSL_CertManagerVerifyBuffer(wolfSSL_CTX_GetCertManager(tmp),
+                                                              certs[i].buffer,
+                                                              (long)certs[i].length,
+                                                              WOLFSSL_FILETYPE_ASN1));
+            if (r == OK && i > 0 &&
+                store_add(tmp, certs[i].buffer, certs[i].length) != WOLFSSL_SUCCESS)
                 r = R_UNTRUSTED;
         }
-        if (r == OK)
-            r = cm_result(wolfSSL_CertManagerVerifyBuffer(tmp, certs[0].buffer,
-                                                          (long)certs[0].length,
-                                                          WOLFSSL_FILETYPE_ASN1));
     }
     if (r != OK)
         goto out;
-    /* Revocation, for every certificate up to the anchor. */
-    /* Revocation, for every certificate up to the anchor. The manager
-     * finds a certificate's CRL through its issuer, so a CRL can only cover
-     * certificates issued by a CA in --client-ca: a chain through an
-     * intermediate the client sent has no CRL for its leaf, and with CRLs
+    /* Revocation. A CRL is found through the issuer's manager, so it can
+     * only cover certificates issued by a CA in --client-ca: a chain through
+     * an intermediate the client sent has no CRL for its leaf, and with CRLs
      * configured that is a refusal (fail closed; see README). */
-    for (i = 0; t->crl && i <= top && r == OK; i++) {
-        int ret = wolfSSL_CertManagerCheckCRL(t->cm, (unsigned char *)certs[i].buffer,
-                                              (int)certs[i].length);
-        r = ret == WOLFSSL_SUCCESS ? OK : ret == ASN_NO_SIGNER_E ? R_CRL : cm_result(ret);
-    }
-    /* ...and on up through the anchors: an intermediate listed in
-     * --client-ca can itself be revoked by its issuer's CRL. The walk ends
-     * at a self-issued root or at an anchor whose issuer is not listed. */
-    if (t->crl && r == OK) {
-        int a = find_anchor(t, dc[top].issuerHash);
-        for (unsigned steps = 0; a >= 0 && r == OK && steps < t->n_anchors; steps++) {
-            const struct anchor *an = &t->anchors[a];
-            if (memcmp(an->subject, an->issuer, KEYID_SIZE) == 0 ||
-                find_anchor(t, an->issuer) < 0)
-                break;
-            int ret = wolfSSL_CertManagerCheckCRL(t->cm, an->der.data, (int)an->der.len);
-            r = ret == WOLFSSL_SUCCESS ? OK : ret == ASN_NO_SIGNER_E ? R_CRL : cm_result(ret);
-            a = find_anchor(t, an->issuer);
+    if (t->crl) {
+        r = top > 0 ? R_CRL : crl_result(an->cm, certs[0].buffer, certs[0].length);
+        /* ...and on up through the anchors: an intermediate listed in
+         * --client-ca can itself be revoked by its issuer's CRL. The walk
+         * ends at a self-issued root or an anchor no other anchor signed. */
+        for (unsigned steps = 0; r == OK && an->parent >= 0 && steps < t->n_anchors; steps++) {
+            const struct anchor *up = &t->anchors[an->parent];
+            r = crl_result(up->cm, an->der.data, an->der.len);
+            an = up;
         }
+        if (t->crl_until < valid_until)
+            valid_until = t->crl_until;
     }
     if (r != OK)
         goto out;
-    *out = identity_from_decoded(&dc[0], certs[0].buffer, certs[0].length);
+    *out = mtls_identity_from_decoded(&dc[0], certs[0].buffer, certs[0].length);
     if (!*out)
         r = R_MALFORMED;
     else if (valid_until < (*out)->valid_until)
         (*out)->valid_until = valid_until;
 out:
     if (tmp)
-        wolfSSL_CertManagerFree(tmp);
+        wolfSSL_CTX_free(tmp);
     for (i = 0; dc && i < parsed && i < n; i++)
         wc_FreeDecodedCert(&dc[i]);
     free(dc);
@@ -879,17 +978,16 @@ static struct mtls_identity *keep_certs(struct mtls_identity *id,
     return with;
 }
 
-static int on_verify(int preverify, WOLFSSL_X509_STORE_CTX *store)
+int mtls_verify_peer(int preverify, WOLFSSL_X509_STORE_CTX *store,
+                     struct mtls_metrics *metrics, struct mtls_verify_result *t)
 {
-    struct mtls_tls *t = store->userCtx;
     struct mtls_identity *id = NULL;
     enum reject r;
     uint8_t key[32];
     uint64_t gen;
     time_t now;
 
-    if (!t)
-        return 0;
+    memset(t, 0, sizeof(*t));
     t->cert_presented = true;
     if (store->error_depth > 0) {
         /* An intermediate: "no signer" is expected (no CA is loaded) and the
@@ -909,7 +1007,7 @@ static int on_verify(int preverify, WOLFSSL_X509_STORE_CTX *store)
         /* Something wolfSSL itself refused in the leaf. */
         r = store->error == EXTKEYUSE_AUTH_E ? R_USAGE : R_MALFORMED;
         t->verify_error = reject_text[r];
-        count_reject(t->metrics, r);
+        count_reject(metrics, r);
         log_info("client certificate refused: %s (%s)", reject_text[r],
                  err_text(store->error));
         return settings.client_auth != MTLS_AUTH_VERIFY;
@@ -918,13 +1016,13 @@ static int on_verify(int preverify, WOLFSSL_X509_STORE_CTX *store)
     gen = mtls_verify_generation();
     if (chain_key(store->certs, store->totalCerts, key) == 0 &&
         (id = mtls_vcache_get(key, gen, now)) != NULL) {
-        if (t->metrics)
-            METRIC_INC(t->metrics, verify_cache_hits);
+        if (metrics)
+            METRIC_INC(metrics, verify_cache_hits);
         t->chain_cached = true;
         r = OK;
     } else {
-        if (t->metrics)
-            METRIC_INC(t->metrics, verify_cache_misses);
+        if (metrics)
+            METRIC_INC(metrics, verify_cache_misses);
         pthread_rwlock_rdlock(&trust_lock);
         gen = mtls_verify_generation(); /* the generation of the trust we use */
         r = verify_chain(trust, store->certs, store->totalCerts, &id);
@@ -933,21 +1031,20 @@ static int on_verify(int preverify, WOLFSSL_X509_STORE_CTX *store)
             id = keep_certs(id, store->certs, store->totalCerts);
         if (r == OK && settings.verify_cache) {
             unsigned ev = mtls_vcache_put(key, gen, now, id);
-            if (t->metrics) {
-                METRIC_INC(t->metrics, verify_cache_inserts);
-                METRIC_ADD(t->metrics, verify_cache_evictions, ev);
+            if (metrics) {
+                METRIC_INC(metrics, verify_cache_inserts);
+                METRIC_ADD(metrics, verify_cache_evictions, ev);
             }
         }
     }
     if (r != OK) {
-        count_reject(t->metrics, r);
+        count_reject(metrics, r);
         t->verify_error = reject_text[r];
         log_info("client certificate refused: %s", reject_text[r]);
         /* present/optional: the handshake goes on (proof of possession is
          * still checked) and every request gets 403. */
         return settings.client_auth != MTLS_AUTH_VERIFY;
     }
-    mtls_identity_free(t->identity);
     t->identity = id;
     return 1;
 }
@@ -991,12 +1088,13 @@ void mtls_verify_shutdown(void)
     trust = NULL;
 }
 
-void mtls_verify_setup(WOLFSSL_CTX *ctx, const struct mtls_verify_settings *cfg)
+void mtls_verify_setup(WOLFSSL_CTX *ctx, const struct mtls_verify_settings *cfg,
+                       VerifyCallback cb)
 {
     int mode = WOLFSSL_VERIFY_PEER;
 
     /* VERIFY_PEER alone would let certificate-less clients in. */
     if (cfg->client_auth != MTLS_AUTH_OPTIONAL)
         mode |= WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT;
-    wolfSSL_CTX_set_verify(ctx, mode, on_verify);
+    wolfSSL_CTX_set_verify(ctx, mode, cb);
 }

@@ -1,13 +1,15 @@
-/* worker.c: one thread, one CPU, one io_uring. The loop submits, waits for
- * completions or the next deadline, handles completions in a batch, expires
- * timers, then frees connections that no op names any more. */
+/* worker.c: one thread, one CPU, one I/O backend instance. Each loop
+ * iteration (mtls_io_poll) waits for completions or the next deadline,
+ * delivers them to the connections, expires timers and frees connections
+ * that no operation names any more; then the worker flushes the access log
+ * and checks its stop. */
 #define _GNU_SOURCE
 #include "mtlsd/worker.h"
 #include "mtlsd/conn.h"
 #include "mtlsd/log.h"
 #include "mtlsd/proxy.h"
 #include "mtlsd/access_log.h"
-#include "mtlsd/tls.h"
+#include "mtlsd/net.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -24,81 +26,42 @@
 #define LINGER_MS 2000
 #define TICK_MAX_MS 1000
 
-static uint64_t now_ms(void)
+void mtls_worker_io_params(const struct mtls_config *cfg, struct mtls_io_params *p)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static int listen_socket(const struct mtls_config *cfg, char *err, size_t errlen)
-{
-    int one = 1;
-    int fd = socket(cfg->listen_addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    if (fd < 0) {
-        snprintf(err, errlen, "socket: %s", strerror(errno));
-        return -1;
-    }
-    /* One listener per worker: the kernel spreads connections, and no lock
-     * is shared on accept. */
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
-        snprintf(err, errlen, "setsockopt SO_REUSEPORT: %s", strerror(errno));
-        goto fail;
-    }
-    if (cfg->listen_addr.ss_family == AF_INET6)
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    if (bind(fd, (const struct sockaddr *)&cfg->listen_addr, cfg->listen_addrlen) < 0) {
-        snprintf(err, errlen, "--listen %s: cannot bind: %s", cfg->listen_str, strerror(errno));
-        goto fail;
-    }
-    if (listen(fd, 4096) < 0) {
-        snprintf(err, errlen, "--listen %s: cannot listen: %s", cfg->listen_str,
-                 strerror(errno));
-        goto fail;
-    }
-    return fd;
-fail:
-    close(fd);
-    return -1;
-}
-
-static unsigned pow2_at_least(unsigned v)
-{
-    unsigned p = 1;
-
-    while (p < v && p < (1u << 20))
-        p <<= 1;
-    return p;
+    memset(p, 0, sizeof(*p));
+    p->max_conns = cfg->max_conns;
+    p->recv_buffers = cfg->recv_buffers;
+    p->recv_buffer_size = cfg->recv_buffer_size;
+    p->timeout_ms[MTLS_TIMER_HANDSHAKE] = cfg->handshake_timeout_ms;
+    p->timeout_ms[MTLS_TIMER_IDLE] = cfg->idle_timeout_ms;
+    p->timeout_ms[MTLS_TIMER_LINGER] = LINGER_MS;
 }
 
 int mtls_worker_init(struct mtls_worker *w, unsigned id, const struct mtls_config *cfg,
-                     struct mtls_tls_ctx *tls, char *err, size_t errlen)
+                     enum mtls_io_backend io, struct mtls_tls_ctx *tls, char *err,
+                     size_t errlen)
 {
-    unsigned cq;
+    struct mtls_io_params p;
+    struct mtls_conn_env *env = &w->conns;
 
     memset(w, 0, sizeof(*w));
     w->id = id;
     w->cfg = cfg;
-    w->tls = tls;
     w->listen_fd = -1;
     w->wake_fd = -1;
-    w->limits = cfg->http;
-    w->timeout_ms[MTLS_TIMER_HANDSHAKE] = cfg->handshake_timeout_ms;
-    w->timeout_ms[MTLS_TIMER_IDLE] = cfg->idle_timeout_ms;
-    w->timeout_ms[MTLS_TIMER_LINGER] = LINGER_MS;
-    /* Every connection can have a recv and a send completion pending, plus
-     * multishot receives post several each: size the CQ for that. */
-    cq = pow2_at_least(cfg->max_conns * 4 + 1024);
-    if (cq > 65536)
-        cq = 65536;
-    if (mtls_ring_init(&w->ring, cq, cfg->recv_buffers, cfg->recv_buffer_size, err, errlen) < 0)
+    mtls_worker_io_params(cfg, &p);
+    if (mtls_io_init(&w->io, io, &p, err, errlen) < 0)
         return -1;
-    w->plain_cap = 16384 + 256;
-    w->plain = malloc(w->plain_cap);
-    if (!w->plain) {
+    env->io = &w->io;
+    env->worker_id = id;
+    env->tls = tls;
+    env->limits = cfg->http;
+    env->metrics = &w->metrics;
+    env->max_lifetime_ms = cfg->conn.max_conn_lifetime_ms;
+    /* Input kept while paused: what a multishot receive had already taken
+     * before its cancellation landed (config.c derives the bound). */
+    env->in_left_max = cfg->conn.max_unread;
+    if (mtls_conn_env_init(env) < 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -107,7 +70,7 @@ int mtls_worker_init(struct mtls_worker *w, unsigned id, const struct mtls_confi
         snprintf(err, errlen, "eventfd: %s", strerror(errno));
         goto fail;
     }
-    w->listen_fd = listen_socket(cfg, err, errlen);
+    w->listen_fd = mtls_net_bind(cfg, true, err, errlen);
     if (w->listen_fd < 0)
         goto fail;
     mtls_metrics_register(&w->metrics);
@@ -117,237 +80,74 @@ fail:
     return -1;
 }
 
-void mtls_worker_timer_clear(struct mtls_worker *w, struct mtls_conn *c)
+static void on_accept(void *arg, int fd)
 {
-    if (c->timer == MTLS_TIMER_NONE)
-        return;
-    mtls_list_unlink(&w->timers[c->timer], &c->timer_link);
-    c->timer = MTLS_TIMER_NONE;
-}
-
-void mtls_worker_timer_set(struct mtls_worker *w, struct mtls_conn *c, enum mtls_timer t)
-{
-    /* Each list has one timeout, so appending keeps it sorted. */
-    mtls_worker_timer_clear(w, c);
-    c->timer = t;
-    c->deadline_ms = w->now_ms + w->timeout_ms[t];
-    mtls_list_push_back(&w->timers[t], &c->timer_link);
-}
-
-static struct mtls_conn *conn_of_all(struct mtls_link *l)
-{
-    return l ? mtls_container_of(l, struct mtls_conn, all_link) : NULL;
-}
-
-static struct mtls_conn *timer_head(struct mtls_worker *w, int t)
-{
-    struct mtls_link *l = w->timers[t].head;
-    return l ? mtls_container_of(l, struct mtls_conn, timer_link) : NULL;
-}
-
-void mtls_worker_buf_get(struct mtls_worker *w, struct mtls_buf *b)
-{
-    if (w->nspare)
-        *b = w->spare[--w->nspare];
-}
-
-void mtls_worker_buf_put(struct mtls_worker *w, struct mtls_buf *b)
-{
-    if (!b->data)
-        return;
-    /* Keep a few ordinary-sized buffers; a large one goes back to malloc. */
-    if (w->nspare < sizeof(w->spare) / sizeof(w->spare[0]) && b->cap <= 64 * 1024) {
-        b->len = 0;
-        w->spare[w->nspare++] = *b;
-        memset(b, 0, sizeof(*b));
-    } else {
-        mtls_buf_free(b);
-    }
-}
-
-static void on_accept(struct mtls_worker *w, int res, unsigned flags)
-{
+    struct mtls_worker *w = arg;
     int one = 1;
 
-    if (!(flags & IORING_CQE_F_MORE)) {
-        w->accept_armed = false;
-        if (!w->stopping) {
-            /* Out of descriptors or memory: retry on the next tick rather
-             * than spin on the same error. */
-            if (res == -EMFILE || res == -ENFILE || res == -ENOMEM || res == -ENOBUFS) {
-                w->accept_retry_ms = w->now_ms + 100;
-            } else {
-                mtls_ring_accept(&w->ring, w->listen_fd, w);
-                w->accept_armed = true;
-            }
-        }
-    }
-    if (res < 0) {
-        if (res != -ECANCELED)
-            log_warn("worker %u: accept: %s", w->id, strerror(-res));
+    if (fd < 0) {
+        log_warn("worker %u: accept: %s", w->id, strerror(-fd));
         return;
     }
     METRIC_INC(&w->metrics, connections_accepted);
     /* Admission control before any TLS work. */
-    if (w->stopping || w->nconns >= w->cfg->max_conns) {
+    if (w->stopping || w->conns.nopen >= w->cfg->max_conns) {
         METRIC_INC(&w->metrics, connections_refused);
-        close(res);
+        close(fd);
         return;
     }
     /* Flights and responses go out whole: Nagle would only delay them. */
-    setsockopt(res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    mtls_conn_new(w, res);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    mtls_conn_new(&w->conns, fd);
 }
 
-static void arm_wake(struct mtls_worker *w)
+static void begin_stop(void *arg)
 {
-    mtls_ring_read(&w->ring, w->wake_fd, &w->wake_val, sizeof(w->wake_val), w, MTLS_OP_WAKE);
-}
-
-static void begin_stop(struct mtls_worker *w)
-{
-    struct mtls_conn *c, *next;
+    struct mtls_worker *w = arg;
 
     if (w->stopping)
         return;
     w->stopping = true;
-    w->stop_deadline_ms = w->now_ms + w->cfg->shutdown_grace_ms;
-    if (w->accept_armed)
-        mtls_ring_cancel(&w->ring, w, MTLS_OP_ACCEPT);
-    for (c = conn_of_all(w->all.head); c; c = next) {
-        next = conn_of_all(c->all_link.next);
-        mtls_conn_drain(c);
-    }
-}
-
-static void expire_timers(struct mtls_worker *w)
-{
-    if (w->accept_retry_ms && w->accept_retry_ms <= w->now_ms && !w->stopping) {
-        w->accept_retry_ms = 0;
-        mtls_ring_accept(&w->ring, w->listen_fd, w);
-        w->accept_armed = true;
-    }
-    for (int t = 0; t < MTLS_TIMER_NONE; t++) {
-        struct mtls_conn *c;
-        while ((c = timer_head(w, t)) && c->deadline_ms <= w->now_ms)
-            mtls_conn_on_timeout(c);
-    }
-    mtls_proxy_tick(w->id, 0); /* upstream timers */
-}
-
-static uint64_t next_wait_ms(struct mtls_worker *w)
-{
-    uint64_t wait = mtls_proxy_tick(w->id, TICK_MAX_MS);
-
-    for (int t = 0; t < MTLS_TIMER_NONE; t++) {
-        struct mtls_conn *c = timer_head(w, t);
-        if (c) {
-            uint64_t d = c->deadline_ms > w->now_ms ? c->deadline_ms - w->now_ms : 0;
-            if (d < wait)
-                wait = d;
-        }
-    }
-    if (w->accept_retry_ms && w->accept_retry_ms - w->now_ms < wait)
-        wait = w->accept_retry_ms > w->now_ms ? w->accept_retry_ms - w->now_ms : 0;
-    if (w->stopping && w->stop_deadline_ms > w->now_ms &&
-        w->stop_deadline_ms - w->now_ms < wait)
-        wait = w->stop_deadline_ms - w->now_ms;
-    return wait;
-}
-
-static void reap(struct mtls_worker *w)
-{
-    while (w->reap) {
-        struct mtls_conn *c = w->reap;
-        w->reap = c->reap_next;
-        mtls_conn_free(c);
-    }
-}
-
-static void dispatch(struct mtls_worker *w, struct io_uring_cqe *cqe)
-{
-    void *owner = mtls_ud_owner(cqe->user_data);
-
-    switch (mtls_ud_op(cqe->user_data)) {
-    case MTLS_OP_ACCEPT:
-        on_accept(w, cqe->res, cqe->flags);
-        break;
-    case MTLS_OP_RECV:
-        mtls_conn_on_recv(owner, cqe->res, cqe->flags);
-        break;
-    case MTLS_OP_SEND:
-        mtls_conn_on_send(owner, cqe->res);
-        break;
-    case MTLS_OP_WAKE:
-        begin_stop(w);
-        break;
-    case MTLS_OP_UP_RECV:
-        mtls_proxy_on_recv(owner, cqe->res, cqe->flags);
-        break;
-    case MTLS_OP_UP_SEND:
-        mtls_proxy_on_send(owner, cqe->res);
-        break;
-    case MTLS_OP_CANCEL:
-    default:
-        break;
-    }
+    w->conns.stopping = true;
+    w->stop_deadline_ms = mtls_io_now_ms(&w->io) + w->cfg->shutdown_grace_ms;
+    mtls_io_listen_stop(&w->io);
+    mtls_conn_drain_all(&w->conns);
 }
 
 static void *worker_main(void *arg)
 {
     struct mtls_worker *w = arg;
-    struct io_uring *ring = &w->ring.ring;
+    const char *backend = mtls_io_backend_name(w->io.kind);
 
-    int ret = mtls_ring_enable(&w->ring);
+    int ret = mtls_io_start(&w->io);
     if (ret < 0) {
-        log_error("worker %u: cannot enable io_uring: %s", w->id, strerror(-ret));
+        log_error("worker %u: cannot enable %s: %s", w->id, backend, strerror(-ret));
         goto fatal;
     }
-    w->now_ms = now_ms();
-    mtls_proxy_worker_start(w->id, &w->ring, &w->metrics, &w->now_ms);
-    mtls_ring_accept(&w->ring, w->listen_fd, w);
-    w->accept_armed = true;
-    arm_wake(w);
+    mtls_io_listen(&w->io, w->listen_fd, on_accept, w);
+    mtls_io_wake_watch(&w->io, w->wake_fd, begin_stop, w);
+    mtls_proxy_worker_start(w->id, &w->io, &w->metrics);
 
     for (;;) {
-        struct __kernel_timespec ts;
-        struct io_uring_cqe *cqe;
-        unsigned head, count = 0;
-        uint64_t wait = next_wait_ms(w);
+        uint64_t now = mtls_io_now_ms(&w->io), wait = TICK_MAX_MS;
 
-        ts.tv_sec = (long long)(wait / 1000);
-        ts.tv_nsec = (long long)(wait % 1000) * 1000000;
-        ret = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
-        if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
-            log_error("worker %u: io_uring wait: %s", w->id, strerror(-ret));
+        if (w->stopping && w->stop_deadline_ms > now && w->stop_deadline_ms - now < wait)
+            wait = w->stop_deadline_ms - now;
+        wait = mtls_proxy_tick(w->id, wait); /* upstream timers: expires what is due */
+        ret = mtls_io_poll(&w->io, wait);
+        if (ret < 0) {
+            log_error("worker %u: %s wait: %s", w->id, backend, strerror(-ret));
             goto fatal;
         }
-        w->now_ms = now_ms();
-        if (mtls_access_log_enabled()) {
-            struct timespec t;
-            clock_gettime(CLOCK_MONOTONIC, &t);
-            w->batch_us = (uint64_t)t.tv_sec * 1000000 + (uint64_t)t.tv_nsec / 1000;
-        }
-        io_uring_for_each_cqe(ring, head, cqe) {
-            dispatch(w, cqe);
-            count++;
-        }
-        io_uring_cq_advance(ring, count);
-        expire_timers(w);
-        reap(w);
-        if (w->alog.len)
-            mtls_access_log_flush(&w->alog);
+        if (w->conns.alog.len)
+            mtls_access_log_flush(&w->conns.alog);
         if (w->stopping) {
-            if (w->nconns == 0)
+            if (w->conns.nopen == 0)
                 break;
-            if (w->now_ms >= w->stop_deadline_ms) {
-                struct mtls_conn *c, *next;
+            if (mtls_io_now_ms(&w->io) >= w->stop_deadline_ms) {
                 log_info("worker %u: grace period over, closing %u connections", w->id,
-                         w->nconns);
-                for (c = conn_of_all(w->all.head); c; c = next) {
-                    next = conn_of_all(c->all_link.next);
-                    mtls_conn_close(c, "shutdown grace over");
-                }
+                         w->conns.nopen);
+                mtls_conn_close_all(&w->conns, "shutdown grace over");
                 break;
             }
         }
@@ -397,23 +197,10 @@ void mtls_worker_join(struct mtls_worker *w)
 
 void mtls_worker_destroy(struct mtls_worker *w)
 {
-    struct mtls_conn *c;
-
-    /* Exiting the ring cancels whatever is still in flight; only then may
-     * the buffers those ops point to be freed. */
-    if (w->ring.ring.ring_fd > 0)
-        mtls_ring_exit(&w->ring);
-    memset(&w->ring, 0, sizeof(w->ring));
-    w->reap = NULL;
-    while ((c = conn_of_all(w->all.head)))
-        mtls_conn_free(c);
-    for (unsigned i = 0; i < w->nspare; i++)
-        mtls_buf_free(&w->spare[i]);
-    w->nspare = 0;
-    mtls_buf_free(&w->resp);
-    mtls_buf_free(&w->alog);
-    free(w->plain);
-    w->plain = NULL;
+    /* The backend goes first: exiting a ring cancels whatever is still in
+     * flight; only then may the buffers those ops point to be freed. */
+    mtls_io_destroy(&w->io);
+    mtls_conn_env_free(&w->conns);
     if (w->listen_fd >= 0)
         close(w->listen_fd);
     if (w->wake_fd >= 0)

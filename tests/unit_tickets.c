@@ -1,7 +1,8 @@
 /* The ticket callback and the key table without sockets: seal and open
  * round trip restores the identity; tampering, unknown keys, rotation out,
  * lifetime, expired certificates and identities that do not fit are all
- * refused (wolfSSL then does a full handshake); key file checks. */
+ * refused (wolfSSL then does a full handshake); one ticket per handshake; a
+ * ticket outside what wolfSSL received is refused; key file checks. */
 #include "../src/tickets.c"
 #include "check.h"
 
@@ -54,8 +55,12 @@ static int seal(WOLFSSL *ssl, struct sealed *s, const uint8_t *it)
 static int open_(WOLFSSL *ssl, struct sealed *s, int *out)
 {
     struct sealed c = *s; /* the callback decrypts in place */
-    t_global->ticket_refused = false; /* one connection per attempt */
-    int ret = on_ticket(ssl, c.name, c.iv, c.mac, 0, c.ct, c.len, out, NULL);
+    /* one connection per attempt */
+    t_global->ticket_refused = false;
+    mtls_identity_free(t_global->ticket_identity);
+    t_global->ticket_identity = NULL;
+    /* past on_ticket's check that the ticket lies in what wolfSSL received */
+    int ret = ticket_decrypt(ssl, t_global, c.name, c.iv, c.mac, c.ct, c.len, out);
     if (ret == WOLFSSL_TICKET_RET_OK || ret == WOLFSSL_TICKET_RET_CREATE)
         CHECK(memcmp(c.ct, "\x11\x22", 2) == 0);
     return ret;
@@ -131,10 +136,45 @@ int main(void)
     CHECK(open_(ssl, &bad, &out) == WOLFSSL_TICKET_RET_REJECT);
     CHECK(m.resumption_refused_unknown_key == 1);
 
-    /* Rotation: one period old still opens (TLS 1.2: with a new ticket),
-     * two periods old does not. */
+    /* One ticket per handshake: once one is accepted, another is refused
+     * (wolfSSL may resume with an earlier one than the last accepted), the
+     * same one again (after a HelloRetryRequest) is not. */
+    {
+        struct sealed c = s;
+        t.identity = make_id(12, time(NULL) + 3600);
+        CHECK(seal(ssl, &s2, it) == WOLFSSL_TICKET_RET_OK);
+        mtls_identity_free(t.identity);
+        t.identity = NULL;
+        CHECK(open_(ssl, &s, &out) == WOLFSSL_TICKET_RET_OK);
+        c = s2;
+        CHECK(ticket_decrypt(ssl, &t, c.name, c.iv, c.mac, c.ct, c.len, &out) ==
+              WOLFSSL_TICKET_RET_REJECT);
+        CHECK(strlen(t.ticket_identity->subject) == 40);
+        c = s;
+        CHECK(ticket_decrypt(ssl, &t, c.name, c.iv, c.mac, c.ct, c.len, &out) ==
+              WOLFSSL_TICKET_RET_OK);
+        /* Through wolfSSL's entry: a MAC not right after the ciphertext, or
+         * a ticket outside every buffer wolfSSL received, is refused before
+         * any key is used. */
+        c = s;
+        t.ticket_refused = false;
+        CHECK(on_ticket(ssl, c.name, c.iv, c.mac, 0, c.ct, c.len, &out, NULL) ==
+              WOLFSSL_TICKET_RET_REJECT);
+#ifdef MTLSD_HAVE_WOLFSSL_INTERNAL
+        {
+            uint8_t ext[sizeof(c.ct) + 32];
+            memcpy(ext, s.ct, (size_t)s.len);
+            memcpy(ext + s.len, s.mac, 32);
+            CHECK(on_ticket(ssl, c.name, c.iv, ext + s.len, 0, ext, s.len, &out, NULL) ==
+                  WOLFSSL_TICKET_RET_REJECT);
+        }
+#endif
+    }
+
+    /* Rotation: one period old still opens (TLS 1.2: asking wolfSSL for a
+     * new ticket), two periods old does not. */
     CHECK(rotate(false) == 0);
-    CHECK(open_(ssl, &s, &out) == WOLFSSL_TICKET_RET_OK);
+    CHECK(open_(ssl, &s, &out) == WOLFSSL_TICKET_RET_CREATE);
     CHECK(rotate(false) == 0);
     CHECK(open_(ssl, &s, &out) == WOLFSSL_TICKET_RET_REJECT);
     CHECK(m.resumption_refused_unknown_key == 2);

@@ -12,6 +12,9 @@
 
 enum mtls_client_auth { MTLS_AUTH_VERIFY, MTLS_AUTH_PRESENT, MTLS_AUTH_OPTIONAL };
 
+/* --io: the worker's event loop (io.h); auto is resolved at start. */
+enum mtls_io_backend { MTLS_IO_AUTO, MTLS_IO_URING, MTLS_IO_EPOLL };
+
 /* Each module gets its own part of the configuration at init and keeps a
  * copy; no module holds a pointer to the whole struct mtls_config. */
 
@@ -86,6 +89,7 @@ struct mtls_config {
 
     unsigned workers;          /* 0 before parsing: one per online CPU */
     bool pin_cpus;
+    enum mtls_io_backend io;   /* --io; auto is resolved at start */
     const char *cert_file;
     const char *key_file;
     int tls_min;               /* 12 or 13 */

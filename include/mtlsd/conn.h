@@ -1,13 +1,17 @@
-/* One TLS connection: its state machine, its buffers and its share of the
- * ring. Data flows one way: ring -> tls -> http -> handler -> tls -> ring. */
+/* One TLS connection: its state machine and its buffers. Data flows one
+ * way: io -> tls -> http -> exchange -> handler -> tls -> io. The I/O backend
+ * is reached only through mtls_io_* (include/mtlsd/io.h); the worker only
+ * through the struct mtls_conn_env it hands over. */
 #ifndef MTLSD_CONN_H
 #define MTLSD_CONN_H
 
 #include "mtlsd/buf.h"
 #include "mtlsd/handler.h"
 #include "mtlsd/http.h"
+#include "mtlsd/io.h"
+#include "mtlsd/list.h"
+#include "mtlsd/metrics.h"
 #include "mtlsd/tls.h"
-#include "mtlsd/worker.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -18,48 +22,63 @@ enum mtls_conn_state {
     MTLS_CONN_CLOSING,     /* sending what is queued, then linger */
     MTLS_CONN_LINGER,      /* write side shut; reading until EOF so the peer
                               gets our last response instead of a RST */
-    MTLS_CONN_DEAD,        /* closed; freed once the ring holds no op of it */
+    MTLS_CONN_DEAD,        /* closed; freed by on_closed once the backend
+                              holds no operation of it */
+};
+
+/* What the connections of one worker share. The worker fills the first
+ * part at init and sets `stopping`; the rest is conn.c's own. */
+struct mtls_conn_env {
+    struct mtls_io *io;
+    unsigned worker_id;
+    struct mtls_tls_ctx *tls;
+    struct mtls_http_limits limits;
+    struct mtls_metrics *metrics;
+    uint64_t max_lifetime_ms;      /* --max-conn-lifetime; 0: unbounded */
+    size_t in_left_max;            /* input kept while paused */
+    bool stopping;                 /* graceful stop: answers say close */
+
+    struct mtls_list all;          /* every connection not yet freed */
+    unsigned nopen;                /* open (not closed) connections */
+    uint8_t *plain;                /* scratch: decrypted bytes */
+    size_t plain_cap;
+    struct mtls_buf resp;          /* scratch: response being framed */
+    struct mtls_buf alog;          /* access log lines of this batch */
+    struct mtls_buf spare[8];      /* recycled output buffers */
+    unsigned nspare;
 };
 
 struct mtls_conn {
-    struct mtls_worker *w;
-    int fd;
+    struct mtls_io_sock io;        /* first: the backend's handle */
+    struct mtls_conn_env *env;
     enum mtls_conn_state state;
-    uint8_t refs;          /* ops in the ring that name this connection */
-    bool recv_armed;
-    bool send_inflight;
     bool paused;           /* output backlog: input waits */
     bool held;             /* the handler holds input (request body back-pressure) */
     bool peer_eof;         /* the peer has shut its side */
-    enum mtls_timer timer;
-    uint64_t deadline_ms;
     uint64_t born_ms;
-    struct mtls_link timer_link;       /* in the worker's list for `timer` */
-    struct mtls_link all_link;         /* in the worker's list of all */
-    struct mtls_conn *reap_next;       /* in the worker's reap list */
-    struct mtls_tls tls;
+    struct mtls_link all_link;     /* in env->all */
+    struct mtls_tls *tls;         /* private to the TLS part: tls.h */
     struct mtls_http http;
     struct mtls_exchange x;       /* the request being answered */
     struct mtls_http_request req; /* its head, for the access log */
     struct mtls_peer peer;
-    struct mtls_buf out_flight;   /* the kernel's until the send completes */
-    size_t flight_sent;
+    struct mtls_buf out_flight;   /* the backend's until on_sent */
     struct mtls_buf out_pending;  /* ciphertext for the next send */
     struct mtls_buf in_left;      /* ciphertext kept while paused */
     struct mtls_buf plain_left;   /* plaintext kept while paused */
 };
 
-/* Settings shared by every connection; once, before any worker starts. */
-void mtls_conn_configure(const struct mtls_conn_settings *s);
+/* Scratch buffers; 0 or -1 (out of memory). */
+int mtls_conn_env_init(struct mtls_conn_env *env);
+/* Worker teardown, after the backend is gone: frees every connection. */
+void mtls_conn_env_free(struct mtls_conn_env *env);
 /* Takes ownership of an accepted socket; NULL (socket closed) on failure. */
-struct mtls_conn *mtls_conn_new(struct mtls_worker *w, int fd);
-void mtls_conn_on_recv(struct mtls_conn *c, int res, unsigned flags);
-void mtls_conn_on_send(struct mtls_conn *c, int res);
-void mtls_conn_on_timeout(struct mtls_conn *c);
+struct mtls_conn *mtls_conn_new(struct mtls_conn_env *env, int fd);
 /* Graceful stop: idle connections close now, busy ones after their answer. */
-void mtls_conn_drain(struct mtls_conn *c);
-/* Abortive close. Never frees: the worker reaps when no op is left. */
+void mtls_conn_drain_all(struct mtls_conn_env *env);
+/* Abortive close of every connection (grace period over). */
+void mtls_conn_close_all(struct mtls_conn_env *env, const char *why);
+/* Abortive close. Never frees: on_closed does, once nothing is in flight. */
 void mtls_conn_close(struct mtls_conn *c, const char *why);
-void mtls_conn_free(struct mtls_conn *c);
 
 #endif

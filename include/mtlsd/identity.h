@@ -24,7 +24,8 @@ struct mtls_identity {
     uint8_t sha256[32];         /* of the leaf certificate's DER */
     time_t not_before;
     time_t not_after;
-    time_t valid_until;         /* earliest notAfter of the verified chain */
+    time_t valid_until;         /* earliest notAfter of the verified chain and
+                                 * nextUpdate of the CRLs it was checked under */
     int refs;                   /* shared by the chain cache and connections */
     unsigned n_san;
     const struct mtls_san *san;
@@ -43,6 +44,13 @@ struct mtls_identity {
 struct mtls_identity *mtls_identity_ref(struct mtls_identity *id);
 /* Drops one reference; frees at zero. NULL is fine. */
 void mtls_identity_free(struct mtls_identity *id);
+
+/* Parses a certificate's DER into a freshly allocated identity; NULL when it
+ * is malformed or carries a name with an embedded NUL. */
+struct mtls_identity *mtls_identity_from_der(const uint8_t *der, size_t len);
+/* When an identity stops being valid: its certificate's notAfter or the
+ * earliest notAfter of its verified chain; -1 when unknown. */
+int64_t mtls_identity_end(const struct mtls_identity *id);
 
 /* Compact, bounded binary form of an identity, for session tickets
  * (src/identity.c). Strings are length-prefixed, never NUL-terminated, and

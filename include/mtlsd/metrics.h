@@ -4,6 +4,7 @@
 #define MTLSD_METRICS_H
 
 #include "mtlsd/buf.h"
+#include "mtlsd/refusals.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -16,13 +17,7 @@
     X(handshakes_resumed_tls13_ticket, "completed handshakes resumed with a TLS 1.3 ticket") \
     X(handshakes_resumed_tls12_ticket, "completed handshakes resumed with a TLS 1.2 session ticket") \
     X(handshakes_resumed_tls12_session_id, "completed handshakes resumed with a TLS 1.2 session ID (not offered)") \
-    X(resumption_refused_generation, "tickets refused: trust (CAs/CRLs) reloaded since the identity was verified") \
-    X(resumption_refused_lifetime, "tickets refused: original handshake older than --session-lifetime") \
-    X(resumption_refused_expired_cert, "tickets refused: client certificate past its notAfter") \
-    X(resumption_refused_unknown_key, "tickets refused: key rotated out or from another key file") \
-    X(resumption_refused_bad_ticket, "tickets refused: failed authentication or malformed") \
-    X(resumption_refused_no_identity, "tickets refused: issued without an identity (too large)") \
-    X(resumption_refused_psk_ke, "TLS 1.3 tickets refused: psk_ke without (EC)DHE (see --tls13-psk-ke)") \
+    MTLS_RESUME_REFUSALS(MTLS_REFUSAL_METRIC, X) /* resumption_refused_* */ \
     X(tickets_issued, "session tickets issued") \
     X(tickets_unusable, "session tickets issued without an identity (it did not fit)") \
     X(handshakes_failed, "TLS handshakes that failed (including refused client certificates)") \
@@ -77,6 +72,8 @@ extern uint64_t mtls_ticket_key_rotations;
 
 /* Registers a worker's counters before the workers start. */
 void mtls_metrics_register(struct mtls_metrics *m);
+/* The I/O backend that serves (a static string), shown by /metrics. */
+void mtls_metrics_set_io_backend(const char *name);
 /* Prometheus text exposition of the sums. */
 int mtls_metrics_render(struct mtls_buf *out);
 /* The sum over workers of the counter at `offset` in struct mtls_metrics. */

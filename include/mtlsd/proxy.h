@@ -8,7 +8,7 @@
 #include "mtlsd/config.h"
 #include "mtlsd/handler.h"
 #include "mtlsd/metrics.h"
-#include "mtlsd/ring.h"
+#include "mtlsd/io.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -22,14 +22,10 @@ extern const struct mtls_handler mtls_proxy_handler;
 int mtls_proxy_init(const struct mtls_config *cfg, unsigned workers, char *err, size_t errlen);
 void mtls_proxy_shutdown(void);
 
-/* On worker `id`'s thread, before its loop starts: its pool uses `ring`. */
-void mtls_proxy_worker_start(unsigned id, struct mtls_ring *ring, struct mtls_metrics *m,
-                             const uint64_t *now_ms);
+/* On worker `id`'s thread, before its loop starts: its pool uses `io`. */
+void mtls_proxy_worker_start(unsigned id, struct mtls_io *io, struct mtls_metrics *m);
 /* At the end of the worker's loop: closes its upstream connections. */
 void mtls_proxy_worker_stop(unsigned id);
-/* Completions of MTLS_OP_UP_RECV and MTLS_OP_UP_SEND. */
-void mtls_proxy_on_recv(void *owner, int res, unsigned flags);
-void mtls_proxy_on_send(void *owner, int res);
 /* Timers: expires what is due; returns the ms until the next deadline
  * (at most `max`). */
 uint64_t mtls_proxy_tick(unsigned id, uint64_t max);

@@ -15,8 +15,6 @@ enum mtls_op {
     MTLS_OP_SEND,
     MTLS_OP_WAKE,
     MTLS_OP_CANCEL,   /* results of cancel requests: nothing to do */
-    MTLS_OP_UP_RECV,  /* an upstream connection's receive (proxy.c) */
-    MTLS_OP_UP_SEND,  /* an upstream connection's send, or its connect */
 };
 
 /* Owners are at least 8-byte aligned: the op lives in the low 3 bits. */
@@ -59,14 +57,6 @@ void mtls_ring_recv(struct mtls_ring *r, int fd, void *owner);
 void mtls_ring_send(struct mtls_ring *r, int fd, const void *p, size_t n, void *owner);
 void mtls_ring_read(struct mtls_ring *r, int fd, void *p, size_t n, void *owner,
                     enum mtls_op op);
-/* The same with the op named (for owners other than connections). */
-void mtls_ring_recv_op(struct mtls_ring *r, int fd, void *owner, enum mtls_op op);
-void mtls_ring_send_op(struct mtls_ring *r, int fd, const void *p, size_t n, void *owner,
-                       enum mtls_op op);
-/* A connect; `addr` must stay valid until its completion. */
-struct sockaddr;
-void mtls_ring_connect(struct mtls_ring *r, int fd, const struct sockaddr *addr,
-                       unsigned addrlen, void *owner, enum mtls_op op);
 /* Cancels the op with this owner and kind; its CQE still arrives. */
 void mtls_ring_cancel(struct mtls_ring *r, void *owner, enum mtls_op op);
 

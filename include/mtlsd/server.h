@@ -9,6 +9,7 @@
 struct mtls_server {
     const struct mtls_config *cfg;
     struct mtls_tls_ctx *tls;
+    enum mtls_io_backend io;         /* resolved: io_uring or epoll */
     struct mtls_worker *workers;
     unsigned n_workers;
     unsigned n_started;

@@ -6,6 +6,7 @@
 #define MTLSD_TICKETS_H
 
 #include "mtlsd/config.h"
+#include "mtlsd/refusals.h"
 #include "mtlsd/wolfssl.h"
 
 #include <stddef.h>
@@ -36,16 +37,11 @@ unsigned mtls_tickets_tick(void);
 /* Zeroes the keys. */
 void mtls_tickets_shutdown(void);
 
-/* Why a resumption is refused (a full handshake follows). */
+/* Why a resumption is refused (a full handshake follows): refusals.h. */
 enum {
     MTLS_REFUSE_NONE,
-    MTLS_REFUSE_GENERATION,   /* trust changed since the identity was verified */
-    MTLS_REFUSE_LIFETIME,     /* original full handshake older than --session-lifetime */
-    MTLS_REFUSE_EXPIRED_CERT, /* client certificate past notAfter */
-    MTLS_REFUSE_UNKNOWN_KEY,
-    MTLS_REFUSE_BAD,          /* failed authentication, malformed */
-    MTLS_REFUSE_NO_IDENTITY,
-    MTLS_REFUSE_PSK_KE,
+    MTLS_RESUME_REFUSALS(MTLS_REFUSAL_ENUM, _)
+    MTLS_REFUSE_COUNT
 };
 /* The policy shared by tickets and session IDs: MTLS_REFUSE_NONE when an
  * identity verified under trust `trust` (mtls_verify_trust_id()) at
@@ -53,9 +49,6 @@ enum {
  * resume now. */
 int mtls_resume_check(uint64_t trust, int64_t auth_time, int64_t not_after);
 struct mtls_identity;
-/* When an identity stops being valid: its certificate's notAfter or the
- * earliest notAfter of its verified chain; -1 when unknown. */
-int64_t mtls_identity_end(const struct mtls_identity *id);
 struct mtls_tls;
 /* Logs (debug) and counts a refusal, once per connection. */
 void mtls_resume_count_refusal(struct mtls_tls *t, int reason);

@@ -32,36 +32,8 @@ enum mtls_tls_resume {
 
 struct mtls_metrics;
 
-struct mtls_tls {
-    void *ssl;                        /* WOLFSSL*, opaque above this layer */
-    const uint8_t *in;                /* ciphertext not yet consumed */
-    size_t in_len;
-    struct mtls_buf *out;             /* ciphertext to send */
-    struct mtls_identity *identity;   /* set by the verify callback; after a
-                                         resumed handshake, the one restored
-                                         from the ticket or session cache */
-    const char *verify_error;         /* why the presented chain was refused */
-    struct mtls_metrics *metrics;     /* the worker's counters */
-    int client_auth;                  /* enum mtls_client_auth */
-    bool cert_presented;
-    bool chain_cached;                /* identity came from the chain cache */
-    /* Resumption state (tickets.c, sessions.c). The identity a ticket or a
-     * cached session carried is kept apart until the handshake ends: wolfSSL
-     * may still decide on a full handshake after our callback accepted it,
-     * and then only the verify callback's identity counts. */
-    struct mtls_identity *ticket_identity;
-    uint64_t ticket_trust;            /* trust id it was verified under */
-    int64_t ticket_auth_time;         /* when that full handshake happened */
-    enum mtls_tls_resume ticket_kind; /* where it came from */
-    uint64_t generation;              /* trust generation and id when this */
-    uint64_t trust_id;                /* connection started: a reload during
-                                         the handshake makes its tickets
-                                         unusable (mtls_verify_trust_id) */
-    int64_t auth_time;                /* full handshake: its time; resumed: the
-                                         original full handshake's */
-    bool ticket_refused;              /* a refusal was counted already */
-    enum mtls_tls_resume resumed;
-};
+struct mtls_tls;       /* one connection's TLS state: private to the TLS part
+                          (tls.c, tickets.c, sessions.c: tls_internal.h) */
 
 int mtls_tls_ctx_new(struct mtls_tls_ctx **out, const struct mtls_config *cfg, char *err,
                      size_t errlen);
@@ -73,18 +45,18 @@ int mtls_tls_ctx_reload(struct mtls_tls_ctx *ctx, char *err, size_t errlen);
 
 /* 0 or -ENOMEM. `out` must stay at the same address for the connection's
  * life; `metrics` gets the connection's ticket counters. */
-int mtls_tls_new(struct mtls_tls *t, struct mtls_tls_ctx *ctx, struct mtls_buf *out,
+int mtls_tls_new(struct mtls_tls **t, struct mtls_tls_ctx *ctx, struct mtls_buf *out,
                  struct mtls_metrics *metrics);
 void mtls_tls_free(struct mtls_tls *t);
 
-static inline void mtls_tls_feed(struct mtls_tls *t, const uint8_t *p, size_t n)
-{
-    t->in = p;
-    t->in_len = n;
-}
+/* Lends ciphertext to the next handshake or read (NULL, 0: take it back). */
+void mtls_tls_feed(struct mtls_tls *t, const uint8_t *p, size_t n);
+/* The part of the lent ciphertext not consumed yet. */
+size_t mtls_tls_unread(const struct mtls_tls *t, const uint8_t **p);
 
-/* `why` gets a static description on MTLS_TLS_ERROR. On MTLS_TLS_OK,
- * t->identity is set (fail closed otherwise) and t->resumed says how. */
+/* `why` gets a static description on MTLS_TLS_ERROR. On MTLS_TLS_OK, the
+ * identity is set (fail closed otherwise) and mtls_tls_resume_kind() says
+ * how the handshake went. */
 enum mtls_tls_status mtls_tls_handshake(struct mtls_tls *t, const char **why);
 /* Reads plaintext: *n > 0 with MTLS_TLS_OK; MTLS_TLS_AGAIN once the fed
  * ciphertext and wolfSSL's own buffer are exhausted. */
@@ -97,6 +69,12 @@ void mtls_tls_close_notify(struct mtls_tls *t);
 const char *mtls_tls_version_name(const struct mtls_tls *t);
 const char *mtls_tls_cipher_name(const struct mtls_tls *t);
 bool mtls_tls_resumed(const struct mtls_tls *t);
+enum mtls_tls_resume mtls_tls_resume_kind(const struct mtls_tls *t);
+/* The verified client identity (NULL: none), valid for the connection's life. */
+const struct mtls_identity *mtls_tls_identity(const struct mtls_tls *t);
+/* The client sent a certificate; the identity came from the chain cache. */
+bool mtls_tls_cert_presented(const struct mtls_tls *t);
+bool mtls_tls_chain_cached(const struct mtls_tls *t);
 
 /* For --version: library version and speed-ups built in. */
 void mtls_tls_describe(FILE *f);

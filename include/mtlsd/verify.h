@@ -8,6 +8,7 @@
 #include "mtlsd/identity.h"
 #include "mtlsd/wolfssl.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,9 +18,28 @@ int mtls_verify_init(const struct mtls_verify_settings *cfg, char *err, size_t e
 int mtls_verify_reload(char *err, size_t errlen);
 void mtls_verify_shutdown(void);
 
-/* Requires client certificates on `ctx` (per --client-auth) and installs the
- * callback. Each WOLFSSL must get wolfSSL_SetCertCbCtx(ssl, struct mtls_tls*). */
-void mtls_verify_setup(WOLFSSL_CTX *ctx, const struct mtls_verify_settings *cfg);
+/* Requires client certificates on `ctx` (per --client-auth) and installs
+ * the TLS part's verify callback `cb`, which calls mtls_verify_peer(). */
+void mtls_verify_setup(WOLFSSL_CTX *ctx, const struct mtls_verify_settings *cfg,
+                       VerifyCallback cb);
+
+/* What judging a presented certificate decided. verify.c only fills it;
+ * the TLS part applies it to its connection state. Unset fields (NULL,
+ * false) leave that state as it was. */
+struct mtls_verify_result {
+    struct mtls_identity *identity; /* the verified identity (a reference) */
+    const char *verify_error;       /* why the presented chain was refused */
+    bool cert_presented;
+    bool chain_cached;              /* the identity came from the chain cache */
+};
+
+struct mtls_metrics;
+
+/* The work of wolfSSL's verify callback, for one certificate of the chain
+ * (the whole chain is judged at depth 0): wolfSSL's verdict (1: go on,
+ * 0: refuse) and `out`; refusals and cache use are counted in `metrics`. */
+int mtls_verify_peer(int preverify, WOLFSSL_X509_STORE_CTX *store,
+                     struct mtls_metrics *metrics, struct mtls_verify_result *out);
 
 /* The trust generation: bumped whenever the trusted CAs or CRLs change
  * (SIGHUP). Anything verified under an older generation (cached chains,
@@ -32,8 +52,5 @@ void mtls_verify_snapshot(uint64_t *generation, uint64_t *id);
  * tickets record (tickets.c). */
 uint64_t mtls_verify_trust_id(void);
 
-/* Parses a certificate's DER into a freshly allocated identity; NULL when it
- * is malformed or carries a name with an embedded NUL. */
-struct mtls_identity *mtls_identity_from_der(const uint8_t *der, size_t len);
 
 #endif

@@ -11,7 +11,7 @@
 #    request head sent a byte at a time held a connection forever. The timer
 #    now restarts only when an answer has been sent: a request must arrive
 #    within --idle-timeout. A keep-alive client that keeps asking is not cut.
-# 3. URI name constraints. wolfSSL 5.5.4 drops URI (and IP) subtrees when it
+# 3. URI name constraints. wolfSSL (5.5.4, 5.7.2) drops URI (and IP) subtrees when it
 #    decodes nameConstraints, so an intermediate limited to one SPIFFE trust
 #    domain could issue identities in any other. Such a CA is now refused:
 #    presented in a chain (handshake refused, mtlsd_verify_rejected_usage) or

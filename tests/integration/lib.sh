@@ -21,7 +21,7 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 # the pyenv shim costs ~0.2 s a call: prefer the system interpreter
 if [ -x /usr/bin/python3 ]; then PY=/usr/bin/python3; else PY=python3; fi
-ITC="$PY $IT_DIR/itclient.py"
+ITC="$PY $IT_DIR/../tools/itclient.py"
 
 IT_NAME=$(basename "$0" .sh)
 T=$(mktemp -d "${TMPDIR:-/tmp}/mtlsd-it-$IT_NAME.XXXXXX")

@@ -118,9 +118,12 @@ keyUsage=critical,keyCertSign,cRLSign
 extendedKeyUsage=serverAuth
 X
         # a "leaf" with no basicConstraints CA flag that nevertheless signs
+        # (an ordinary client certificate's usage: wolfSSL 5.7.2 itself
+        # refuses to parse CA:FALSE with keyCertSign, RFC 5280 4.2.1.9, so
+        # that combination would not reach mtlsd's own chain checks)
         cat >notca.ext <<'X'
 basicConstraints=critical,CA:FALSE
-keyUsage=critical,digitalSignature,keyCertSign
+keyUsage=critical,digitalSignature
 extendedKeyUsage=clientAuth
 X
         pki_ca_db "$M/cadb" "$PKI/ca.crt" "$PKI/ca.key"
