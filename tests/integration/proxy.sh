@@ -225,6 +225,15 @@ pem=$($PY -c 'import re,sys,urllib.parse; print(urllib.parse.unquote(re.search(r
 check_eq "XFCC Cert: URL-decoded, the client's PEM" "$(openssl x509 -outform der <<<"$pem" | base64 -w0)" "$der"
 check_eq "no built-in routes without --builtin-prefix" "$(jget "$(ccurl "$(url /metrics)")" 'j["target"]')" /metrics
 
+# ---- the epoll backend drives upstream connections too ----------------------------------
+stop_mtlsd
+start_mtlsd --workers 1 --io epoll --upstream "http://127.0.0.1:$BPORT"
+r=$(ccurl --data-binary @"$T/body" "$(url /epoll)")
+check_eq "--io epoll: POST forwarded, sha256" "$(jget "$r" 'j["body_sha256"]')" "$want"
+r=$(ccurl -D "$T/h" "$(url '/e?size=1000000&chunked=1')" | sha256sum | cut -c1-64)
+check_eq "--io epoll: 1 MB chunked download" "$r" "$(tr -d '\r' <"$T/h" | awk -F': ' 'tolower($1)=="x-echo-body-sha256"{print $2}')"
+check_eq "--io epoll: client cert forwarded" "$(hdr "$(ccurl "$(url /e3)")" client-cert)" ":$der:"
+
 # ---- an IPv6 upstream ------------------------------------------------------------------
 stop_mtlsd
 if $PY -c 'import socket; s = socket.socket(socket.AF_INET6); s.bind(("::1", 0))' 2>/dev/null; then
