@@ -152,7 +152,6 @@ static void *worker_main(void *arg)
             }
         }
     }
-    mtls_proxy_worker_stop(w->id);
     return NULL;
 fatal:
     /* A dead worker must not leave a process that accepts and never
@@ -201,6 +200,7 @@ void mtls_worker_destroy(struct mtls_worker *w)
      * flight; only then may the buffers those ops point to be freed. */
     mtls_io_destroy(&w->io);
     mtls_conn_env_free(&w->conns);
+    mtls_proxy_worker_stop(w->id); /* its upstream connections, after the backend too */
     if (w->listen_fd >= 0)
         close(w->listen_fd);
     if (w->wake_fd >= 0)

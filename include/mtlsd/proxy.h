@@ -24,7 +24,8 @@ void mtls_proxy_shutdown(void);
 
 /* On worker `id`'s thread, before its loop starts: its pool uses `io`. */
 void mtls_proxy_worker_start(unsigned id, struct mtls_io *io, struct mtls_metrics *m);
-/* At the end of the worker's loop: closes its upstream connections. */
+/* Worker teardown, after its I/O backend is gone (nothing in flight any
+ * more): frees its upstream connections and cached identity headers. */
 void mtls_proxy_worker_stop(unsigned id);
 /* Timers: expires what is due; returns the ms until the next deadline
  * (at most `max`). */
