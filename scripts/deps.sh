@@ -15,7 +15,8 @@ mkdir -p "$CACHE"
 # run: compilers, wolfSSL's source build, liburing, llhttp, openssl for the
 # development PKI (certs/gen.sh) and curl to try it.
 PKGS_run=(build-essential cmake pkg-config dpkg-dev autoconf automake libtool
-          liburing-dev node-llhttp patch openssl curl procps ca-certificates)
+          liburing-dev node-llhttp patch openssl curl procps ca-certificates
+          zlib1g-dev)
 # test: the clients the tests drive (libssl-dev builds bench/wrk-shim.c for
 # tests/integration/load_tools.sh; strace checks that bad flags open no socket).
 PKGS_test=(gnutls-bin python3 wrk libssl-dev strace python3-yaml nodejs npm

@@ -80,7 +80,11 @@ void mtls_access_log_format(struct mtls_buf *b, const struct mtls_access *a)
                  a->resumed ? "resumed" : "full", a->method ? a->method : "-");
     mtls_buf_append(b, head, (size_t)n);
     put_escaped(b, a->target, a->target_len);
-    n = snprintf(tail, sizeof(tail), "\" %d %zu %luus\n", a->status, a->bytes, a->usec);
+    if (a->upstream_status)
+        n = snprintf(tail, sizeof(tail), "\" %d %zu %luus upstream=%d %luus\n", a->status,
+                     a->bytes, a->usec, a->upstream_status, a->upstream_usec);
+    else
+        n = snprintf(tail, sizeof(tail), "\" %d %zu %luus\n", a->status, a->bytes, a->usec);
     mtls_buf_append(b, tail, (size_t)n);
 }
 

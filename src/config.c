@@ -6,6 +6,7 @@
  * defaults, the getopt table and --help are all generated from the rows. */
 #include "mtlsd/config.h"
 #include "mtlsd/log.h"
+#include "mtlsd/proxy_headers.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -109,6 +110,55 @@ static int not_empty(const char *v, unsigned long long n, char *err, size_t errl
         snprintf(err, errlen, "--user: a user name is required");
         return -1;
     }
+    return 0;
+}
+
+static int header_name(const char *v, unsigned long long n, char *err, size_t errlen)
+{
+    (void)n;
+    if (!v[0] || v[strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                             "!#$%&'*+-.^_`|~")]) {
+        snprintf(err, errlen, "--strip-header: '%s' is not a header name", v);
+        return -1;
+    }
+    return 0;
+}
+
+static int path_prefix(const char *v, unsigned long long n, char *err, size_t errlen)
+{
+    size_t len = strlen(v);
+
+    (void)n;
+    if (v[0] != '/' || len < 2 || v[len - 1] == '/' || len > 200 || strpbrk(v, "?#% ")) {
+        snprintf(err, errlen,
+                 "--builtin-prefix: '%s' must be a path like /.mtlsd (starting with /, not "
+                 "ending with /)",
+                 v);
+        return -1;
+    }
+    return 0;
+}
+
+/* Repeatable; the first one given replaces the default (rfc9440). */
+static int parse_cert_header(struct mtls_config *cfg, const char *v, char *err, size_t errlen)
+{
+    struct mtls_proxy_settings *p = &cfg->proxy;
+    unsigned bit = strcmp(v, "rfc9440") == 0 ? MTLS_CERT_HEADER_RFC9440
+                 : strcmp(v, "xfcc") == 0    ? MTLS_CERT_HEADER_XFCC
+                 : strcmp(v, "none") == 0    ? 0
+                                             : ~0u;
+
+    if (bit == ~0u) {
+        snprintf(err, errlen, "--client-cert-header: '%s' must be rfc9440, xfcc or none", v);
+        return -1;
+    }
+    if (p->cert_header_set && (bit == 0) != (p->cert_headers == 0)) {
+        snprintf(err, errlen,
+                 "--client-cert-header none cannot be combined with rfc9440 or xfcc");
+        return -1;
+    }
+    p->cert_headers |= bit;
+    p->cert_header_set = true;
     return 0;
 }
 
@@ -275,6 +325,33 @@ static const struct opt opts[] = {
         "no PR_SET_NO_NEW_PRIVS and no Landlock rule set\n"
         "(default: files readable only in the directories of\n"
         "the configured files, where the kernel supports it)"),
+
+    HEADING("Reverse proxy (forward every authorized request to an application):"),
+    {.name = "upstream", .arg = "URL", .kind = K_FUNC, .parse = mtls_config_parse_upstream,
+     .help = "http://HOST:PORT (IPv4, [IPv6] or a name resolved\n"
+             "at start) or unix:/path/to.sock; the built-in\n"
+             "routes are then served only under --builtin-prefix"},
+    STR("builtin-prefix", "PREFIX", proxy.builtin_prefix,
+        "with --upstream: serve the built-in routes under\n"
+        "PREFIX (e.g. /.mtlsd gives /.mtlsd/whoami)",
+        .check = path_prefix),
+    {.name = "client-cert-header", .arg = "H", .kind = K_FUNC, .parse = parse_cert_header,
+     .help = "identity headers sent upstream (repeatable):\n"
+             "rfc9440 (Client-Cert, Client-Cert-Chain; default),\n"
+             "xfcc (X-Forwarded-Client-Cert), none. Inbound\n"
+             "copies are always removed"},
+    LIST("strip-header", "NAME", proxy.strip_headers, proxy.n_strip_headers,
+         "also remove this request header (repeatable)", .check = header_name),
+    SECONDS("upstream-connect-timeout", "S", proxy.connect_timeout_ms, "2",
+            "connect timeout (default 2); then 502"),
+    SECONDS("upstream-timeout", "S", proxy.timeout_ms, "30",
+            "time to the response head (default 30); then 504"),
+    SECONDS("upstream-idle", "S", proxy.idle_ms, "60",
+            "pooled connections idle longer are closed\n"
+            "(default 60)"),
+    UINT("upstream-conns", "N", proxy.conns, 0, 100000, "64",
+         "idle keep-alive upstream connections kept per\n"
+         "worker (default 64)"),
 
     HEADING("Other:"),
     CHOICE("log-level", "LEVEL", log_level, log_levels, "info",
@@ -638,6 +715,14 @@ enum mtls_config_result mtls_config_parse(struct mtls_config *cfg, int argc, cha
         snprintf(err, errlen, "--status-listen %s: must differ from --listen", cfg->status_str);
         return MTLS_CONFIG_ERROR;
     }
+    if (cfg->proxy.builtin_prefix && !cfg->proxy.upstream) {
+        snprintf(err, errlen, "--builtin-prefix applies with --upstream only (without it the "
+                              "built-in routes are served at /)");
+        return MTLS_CONFIG_ERROR;
+    }
+    if (!cfg->proxy.cert_header_set)
+        cfg->proxy.cert_headers = MTLS_CERT_HEADER_RFC9440;
+    cfg->verify.keep_certs = cfg->proxy.upstream && cfg->proxy.cert_headers;
     if (cfg->workers == 0) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         cfg->workers = cpus > 0 ? (unsigned)cpus : 1;
@@ -646,4 +731,67 @@ enum mtls_config_result mtls_config_parse(struct mtls_config *cfg, int argc, cha
      * buffers plus slack for one more record. */
     cfg->conn.max_unread = (size_t)cfg->recv_buffers * cfg->recv_buffer_size + 65536;
     return MTLS_CONFIG_OK;
+}
+
+int mtls_config_parse_upstream(struct mtls_config *cfg, const char *s, char *err, size_t errlen)
+{
+    struct mtls_proxy_settings *p = &cfg->proxy;
+    const char *hp, *colon, *end;
+    size_t hn;
+    char *e;
+    unsigned long port;
+
+    if (strncmp(s, "unix:", 5) == 0) {
+        /* sockaddr_un's path holds 107 bytes and a NUL. */
+        if (s[5] != '/' || strlen(s + 5) > 107) {
+            snprintf(err, errlen,
+                     "--upstream: '%s' must be unix:/absolute/path (at most 107 bytes)", s);
+            return -1;
+        }
+        p->upstream = s;
+        p->upstream_unix = s + 5;
+        return 0;
+    }
+    if (strncmp(s, "http://", 7) != 0)
+        goto bad;
+    hp = s + 7;
+    end = hp + strcspn(hp, "/");
+    if (*end && strcmp(end, "/") != 0) {
+        snprintf(err, errlen,
+                 "--upstream: '%s': a path prefix is not supported (the request target is "
+                 "forwarded as received)",
+                 s);
+        return -1;
+    }
+    if (*hp == '[') {
+        const char *rb = memchr(hp, ']', (size_t)(end - hp));
+        if (!rb || rb[1] != ':')
+            goto bad;
+        hn = (size_t)(rb - hp - 1);
+        colon = rb + 1;
+        hp++;
+    } else {
+        colon = memchr(hp, ':', (size_t)(end - hp));
+        if (!colon)
+            goto bad;
+        hn = (size_t)(colon - hp);
+    }
+    if (hn == 0 || hn >= sizeof(p->upstream_host))
+        goto bad;
+    errno = 0;
+    port = strtoul(colon + 1, &e, 10);
+    if (errno || e != end || e == colon + 1 || port == 0 || port > 65535)
+        goto bad;
+    memcpy(p->upstream_host, hp, hn);
+    p->upstream_host[hn] = '\0';
+    snprintf(p->upstream_port, sizeof(p->upstream_port), "%lu", port);
+    p->upstream = s;
+    p->upstream_unix = NULL;
+    return 0;
+bad:
+    snprintf(err, errlen,
+             "--upstream: '%s' must be http://HOST:PORT (HOST an IPv4 address, [IPv6 "
+             "address] or a name) or unix:/path/to.sock",
+             s);
+    return -1;
 }

@@ -36,7 +36,9 @@
  * client that sends nothing but KeyUpdates is closed after ~150. */
 #define UNSOLICITED_MAX 4096u
 static void conn_flush(struct mtls_conn *c);
+static void buf_get(struct mtls_conn_env *env, struct mtls_buf *b);
 static void conn_pump(struct mtls_conn *c);
+static void conn_pause(struct mtls_conn *c);
 static void conn_finish(struct mtls_conn *c, bool notify);
 static void conn_resume(struct mtls_conn *c);
 static const struct mtls_io_handler conn_io;
@@ -48,11 +50,20 @@ static int exchange_write(struct mtls_exchange *x, const void *p, size_t n)
 {
     struct mtls_conn *c = x->owner;
 
+    if (c->state == MTLS_CONN_DEAD)
+        return -1;
+    if (c->out_pending.cap == 0)
+        buf_get(c->env, &c->out_pending);
     /* An answer (or part of one, streamed): its send restarts the idle
      * timer, and TLS output of its own is counted from here. */
     c->pending_answers = true;
     c->unsolicited = 0;
-    return mtls_tls_write(c->tls, p, n);
+    if (mtls_tls_write(c->tls, p, n) < 0)
+        return -1;
+    /* Answered later (from an upstream's callback): nothing else sends it. */
+    if (x->pending)
+        conn_flush(c);
+    return 0;
 }
 
 static void exchange_end(struct mtls_exchange *x, int status)
@@ -63,7 +74,11 @@ static void exchange_end(struct mtls_exchange *x, int status)
         METRIC_INC(c->env->metrics, forbidden);
     if (mtls_access_log_enabled())
         conn_log(c, &c->req, &c->peer, status, x->bytes);
-    if (!x->pending || c->state != MTLS_CONN_ACTIVE)
+    bool later = x->pending;
+
+    x->pending = false;
+    c->held = false;
+    if (!later || c->state != MTLS_CONN_ACTIVE)
         return; /* answered at once: conn_http goes on */
     /* Answered later: the input that waited is parsed now. */
     if (x->close)
@@ -73,7 +88,57 @@ static void exchange_end(struct mtls_exchange *x, int status)
     conn_flush(c);
 }
 
-static const struct mtls_exchange_ops exchange_ops = {exchange_write, exchange_end};
+static size_t exchange_backlog(struct mtls_exchange *x)
+{
+    struct mtls_conn *c = x->owner;
+    return c->out_pending.len + c->out_flight.len;
+}
+
+static void exchange_hold_input(struct mtls_exchange *x, bool hold)
+{
+    struct mtls_conn *c = x->owner;
+
+    if (c->state != MTLS_CONN_ACTIVE || hold == c->held)
+        return;
+    c->held = hold;
+    if (hold) {
+        conn_pause(c);
+    } else if (c->paused && !x->pending && c->out_pending.len + c->out_flight.len < OUT_HIGH) {
+        conn_resume(c);
+        conn_flush(c);
+    }
+}
+
+static void exchange_kill(struct mtls_exchange *x, const char *why)
+{
+    struct mtls_conn *c = x->owner;
+
+    /* What was already queued goes out (the client sees exactly the part
+     * that came), then the connection closes without close_notify: the
+     * truncation shows. */
+    log_debug("worker %u: fd %d: %s: closing", c->env->worker_id, c->io.fd, why);
+    conn_finish(c, false);
+}
+
+static void exchange_peer_addr(struct mtls_exchange *x, char *buf, size_t len)
+{
+    struct mtls_conn *c = x->owner;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+
+    buf[0] = '\0';
+    if (getpeername(c->io.fd, (struct sockaddr *)&ss, &sl) < 0)
+        return;
+    if (ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)len);
+    else if (ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, buf, (socklen_t)len);
+}
+
+static const struct mtls_exchange_ops exchange_ops = {
+    exchange_write, exchange_end, exchange_backlog, exchange_hold_input, exchange_kill,
+    exchange_peer_addr,
+};
 
 static int conn_on_body(void *ctx, const uint8_t *p, size_t n)
 {
@@ -284,6 +349,8 @@ static void conn_log(struct mtls_conn *c, const struct mtls_http_request *req,
     a.bytes = bytes;
     uint64_t batch_us = mtls_io_now_us(env->io);
     a.usec = (unsigned long)(now_us > batch_us ? now_us - batch_us : 0);
+    a.upstream_status = c->x.upstream_status;
+    a.upstream_usec = c->x.upstream_usec;
     mtls_access_log_format(&env->alog, &a);
 }
 
@@ -554,8 +621,11 @@ static void conn_on_sent(struct mtls_io_sock *s, ssize_t res)
         /* Stopping: this was the last answer; don't wait for the grace
          * period to end an idle connection. */
         conn_finish(c, true);
-    } else if (c->paused && !c->x.pending && c->out_pending.len < OUT_LOW) {
+    } else if (c->paused && !c->x.pending && !c->held && c->out_pending.len < OUT_LOW) {
         conn_resume(c);
+    } else if (c->x.pending && c->out_pending.len < OUT_LOW && c->x.handler &&
+               c->x.handler->on_drain) {
+        c->x.handler->on_drain(&c->x); /* e.g. read the upstream again */
     }
     conn_flush(c);
 }

@@ -8,16 +8,33 @@
 #include <string.h>
 #include <time.h>
 
-/* One handler today; a proxy would be chosen here by its route. */
-static const struct mtls_handler *choose(const struct mtls_http_request *req)
+/* The proxy when --upstream is given (except under --builtin-prefix),
+ * else the built-in routes. */
+static const struct mtls_handler *choose(const struct mtls_http_request *req, size_t *skip)
 {
-    (void)req;
-    return &mtls_routes_handler;
+    const struct mtls_handler *h = mtls_proxy_choose(req, skip);
+    return h ? h : &mtls_routes_handler;
+}
+
+/* The request as a handler under a prefix sees it. */
+static const struct mtls_http_request *view(const struct mtls_exchange *x,
+                                            const struct mtls_http_request *req,
+                                            struct mtls_http_request *tmp)
+{
+    if (!x->target_skip)
+        return req;
+    *tmp = *req;
+    tmp->target += x->target_skip;
+    tmp->target_len -= x->target_skip;
+    tmp->path_len -= x->target_skip;
+    return tmp;
 }
 
 int mtls_exchange_head(struct mtls_exchange *x, const struct mtls_http_request *req,
                        const struct mtls_peer *peer)
 {
+    struct mtls_http_request tmp;
+
     x->peer = peer;
     x->active = true;
     x->pending = false;
@@ -31,8 +48,12 @@ int mtls_exchange_head(struct mtls_exchange *x, const struct mtls_http_request *
         x->authz = MTLS_AUTHZ_ALLOWED;
     else
         x->authz = MTLS_AUTHZ_DENIED;
-    x->handler = x->authz == MTLS_AUTHZ_DENIED ? NULL : choose(req);
-    if (x->handler && x->handler->on_head && x->handler->on_head(x, req) < 0)
+    x->target_skip = 0;
+    x->upstream_status = 0;
+    x->upstream_usec = 0;
+    x->handler = x->authz == MTLS_AUTHZ_DENIED ? NULL : choose(req, &x->target_skip);
+    if (x->handler && x->handler->on_head &&
+        x->handler->on_head(x, view(x, req, &tmp)) < 0)
         return -1;
     return 0;
 }
@@ -48,6 +69,7 @@ enum mtls_handler_result mtls_exchange_request(struct mtls_exchange *x,
                                                const struct mtls_http_request *req,
                                                bool close)
 {
+    struct mtls_http_request tmp;
     enum mtls_handler_result r;
 
     x->close = close;
@@ -68,7 +90,7 @@ enum mtls_handler_result mtls_exchange_request(struct mtls_exchange *x,
         mtls_exchange_end(x, status);
         return MTLS_HANDLER_DONE;
     }
-    r = x->handler->on_request(x, req);
+    r = x->handler->on_request(x, view(x, req, &tmp));
     if (r == MTLS_HANDLER_PENDING && x->active)
         x->pending = true;
     return r;
@@ -86,8 +108,10 @@ void mtls_exchange_end(struct mtls_exchange *x, int status)
 {
     x->status = status;
     x->active = false;
-    x->ops->end(x, status); /* sees x->pending: an answer given later */
-    x->pending = false;
+    /* Sees x->pending (an answer given later) and clears it before the
+     * connection goes on: parsing the next request may start a new
+     * exchange in the same struct, right here. */
+    x->ops->end(x, status);
 }
 
 void mtls_exchange_abort(struct mtls_exchange *x)

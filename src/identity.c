@@ -10,6 +10,24 @@
  *   str subject, str issuer, str serial_hex, str cn, str ou
  *                                                (str = u16 length + bytes)
  *   u8  n_san (<= MTLS_IDENTITY_MAX_SAN), then per SAN: u8 type + str value
+ * Version 2, an identity that keeps the presented certificates for the
+ * proxy's identity headers: u8 version (2), then raw deflate of
+ *   u8 n_certs, per certificate u24 length + DER (leaf first, TLS order),
+ *   then the version-1 body above (everything after its version byte).
+ * The identity keeps that compressed form (certs_z): a ticket issued for a
+ * resumed session copies it, and the proxy inflates it once per client.
+ *
+ * Why compressed, and the certificates and names together: the room in a
+ * ticket is WOLFSSL_TICKET_EXTRA_PADDING_SZ (1024 bytes), and that define
+ * sizes the ticket buffer of every connection's WOLFSSL_SESSION, idle or
+ * not. The names of the identity are also inside the DER, so deflate takes
+ * them almost for free: an ECDSA leaf (2 SANs) with one intermediate and
+ * the identity, 1350 bytes raw, 1031 compressed apart, compress to about
+ * 820 together, inside the 988 bytes a ticket leaves. Compressing once per
+ * verified chain (the chain cache shares the result) costs less than 1 KB
+ * of RSS on every connection. Chains that still do not fit get a ticket
+ * that never resumes (counted in tickets_unusable): a full handshake, never
+ * a resumed connection without its headers.
  * The parser accepts exactly this: no trailing bytes, no NUL inside a
  * string, no unknown SAN type. The bytes are authenticated by the ticket's
  * MAC before they get here; the strict parser is the second line.
@@ -26,11 +44,12 @@
 
 #include <arpa/inet.h>
 #include <stdio.h>
-
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #define IDENTITY_VERSION 1
+#define IDENTITY_VERSION_CERTS 2
 #define NAMES 5 /* subject, issuer, serial, cn, ou */
 
 struct writer {
@@ -83,6 +102,11 @@ long mtls_identity_serialize(const struct mtls_identity *id, uint8_t *out, size_
 
     if (!id || id->n_san > MTLS_IDENTITY_MAX_SAN)
         return -1;
+    if (id->certs_z) { /* the names are inside the compressed form */
+        put_u8(&w, IDENTITY_VERSION_CERTS);
+        put(&w, id->certs_z, id->certs_z_len);
+        return w.overflow ? -1 : (long)w.len;
+    }
     put_u8(&w, IDENTITY_VERSION);
     put_i64(&w, (int64_t)id->not_before);
     put_i64(&w, (int64_t)id->not_after);
@@ -152,7 +176,10 @@ static const uint8_t *get_str(struct reader *r, size_t *n)
     return r->bad ? NULL : s;
 }
 
-struct mtls_identity *mtls_identity_deserialize(const uint8_t *in, size_t len)
+/* The version-1 body (after the version byte) into a fresh identity that
+ * also keeps z[0..z_len) (a version-2 record's compressed form). */
+static struct mtls_identity *parse_body(const uint8_t *in, size_t len, const uint8_t *z,
+                                        size_t z_len)
 {
     struct reader r = {in, len, 0, 0};
     struct { const uint8_t *s; size_t n; } str[NAMES + MTLS_IDENTITY_MAX_SAN];
@@ -166,8 +193,6 @@ struct mtls_identity *mtls_identity_deserialize(const uint8_t *in, size_t len)
     size_t total = 0;
     char *base;
 
-    if (!in || get_u8(&r) != IDENTITY_VERSION)
-        return NULL;
     nb = get_i64(&r);
     na = get_i64(&r);
     vu = get_i64(&r);
@@ -192,7 +217,7 @@ struct mtls_identity *mtls_identity_deserialize(const uint8_t *in, size_t len)
     if (r.bad || r.off != r.len)
         return NULL;
 
-    id = calloc(1, sizeof(*id) + n_san * sizeof(struct mtls_san) + total);
+    id = calloc(1, sizeof(*id) + n_san * sizeof(struct mtls_san) + total + z_len);
     if (!id)
         return NULL;
     san = (struct mtls_san *)(id + 1);
@@ -218,6 +243,11 @@ struct mtls_identity *mtls_identity_deserialize(const uint8_t *in, size_t len)
             san[i - NAMES].value = s;
         }
     }
+    if (z) {
+        memcpy(base, z, z_len);
+        id->certs_z = (const uint8_t *)base;
+        id->certs_z_len = (uint32_t)z_len;
+    }
     memcpy(id->sha256, sha, sizeof(sha));
     id->not_before = (time_t)nb;
     id->not_after = (time_t)na;
@@ -226,6 +256,150 @@ struct mtls_identity *mtls_identity_deserialize(const uint8_t *in, size_t len)
     id->n_san = n_san;
     id->san = san;
     return id;
+}
+
+/* Inflates a version-2 payload into `raw`; returns the offset where the
+ * version-1 body starts (after the certificates), or -1. out[] (may be
+ * NULL) gets the certificates, *n their count. */
+static long inflate_record(const uint8_t *z, size_t z_len, struct mtls_buf *raw,
+                           struct mtls_der *out, unsigned max, unsigned *n)
+{
+    z_stream zs;
+    size_t off, cap = MTLS_IDENTITY_CERTS_MAX + 8192;
+    int zr;
+
+    *n = 0;
+    if (z_len == 0 || z_len > UINT32_MAX || mtls_buf_reserve(raw, cap) < 0)
+        return -1;
+    memset(&zs, 0, sizeof(zs));
+    if (inflateInit2(&zs, -15) != Z_OK)
+        return -1;
+    zs.next_in = (Bytef *)z;
+    zs.avail_in = (uInt)z_len;
+    zs.next_out = raw->data + raw->len;
+    zs.avail_out = (uInt)cap;
+    zr = inflate(&zs, Z_FINISH);
+    /* The whole input, exactly one stream, within the bound. */
+    if (zr == Z_STREAM_END && zs.avail_in == 0)
+        raw->len += zs.total_out;
+    inflateEnd(&zs);
+    if (zr != Z_STREAM_END || zs.avail_in != 0 || raw->len < 1)
+        return -1;
+    unsigned count = raw->data[0];
+    off = 1;
+    if (count == 0 || count > MTLS_IDENTITY_MAX_CERTS || (out && count > max))
+        return -1;
+    for (unsigned i = 0; i < count; i++) {
+        size_t l;
+        if (raw->len - off < 3)
+            return -1;
+        l = (size_t)raw->data[off] << 16 | (size_t)raw->data[off + 1] << 8 | raw->data[off + 2];
+        off += 3;
+        if (l == 0 || l > raw->len - off)
+            return -1;
+        if (out) {
+            out[i].der = raw->data + off;
+            out[i].len = l;
+        }
+        off += l;
+    }
+    *n = count;
+    return (long)off;
+}
+
+struct mtls_identity *mtls_identity_deserialize(const uint8_t *in, size_t len)
+{
+    struct mtls_buf raw = {0};
+    struct mtls_identity *id = NULL;
+    unsigned n;
+    long off;
+
+    if (!in || len < 1)
+        return NULL;
+    if (in[0] == IDENTITY_VERSION)
+        return parse_body(in + 1, len - 1, NULL, 0);
+    if (in[0] != IDENTITY_VERSION_CERTS)
+        return NULL;
+    off = inflate_record(in + 1, len - 1, &raw, NULL, 0, &n);
+    if (off > 0)
+        id = parse_body(raw.data + off, raw.len - (size_t)off, in + 1, len - 1);
+    mtls_buf_free(&raw);
+    return id;
+}
+
+/* ---- the presented certificates (for the proxy's identity headers) ------- */
+
+struct mtls_identity *mtls_identity_with_certs(struct mtls_identity *id,
+                                               const struct mtls_der *certs, unsigned n)
+{
+    struct mtls_buf raw = {0}, rec = {0};
+    struct mtls_identity *out = NULL;
+    uLongf z_len = 0;
+    z_stream zs;
+    long len = -1;
+    uint8_t count = (uint8_t)n;
+
+    if (!id || id->certs_z || n == 0 || n > MTLS_IDENTITY_MAX_CERTS)
+        return id;
+    if (mtls_buf_append(&raw, &count, 1) < 0)
+        goto out;
+    for (unsigned i = 0; i < n; i++) {
+        uint8_t l[3] = {(uint8_t)(certs[i].len >> 16), (uint8_t)(certs[i].len >> 8),
+                        (uint8_t)certs[i].len};
+        if (certs[i].len == 0 || certs[i].len > MTLS_IDENTITY_CERTS_MAX ||
+            mtls_buf_append(&raw, l, 3) < 0 || mtls_buf_append(&raw, certs[i].der, certs[i].len) < 0)
+            goto out;
+    }
+    if (raw.len > MTLS_IDENTITY_CERTS_MAX)
+        goto out;
+    /* ...then the version-1 body (its version byte dropped). */
+    for (size_t cap = 4096; cap <= (1u << 20); cap *= 4) {
+        if (mtls_buf_reserve(&rec, cap) < 0)
+            goto out;
+        len = mtls_identity_serialize(id, rec.data, rec.cap);
+        if (len > 0)
+            break;
+    }
+    if (len <= 1 || raw.len + (size_t)len > MTLS_IDENTITY_CERTS_MAX + 8192 ||
+        mtls_buf_append(&raw, rec.data + 1, (size_t)len - 1) < 0)
+        goto out;
+    /* Raw deflate (no zlib header or checksum: the ticket's MAC covers it). */
+    memset(&zs, 0, sizeof(zs));
+    if (deflateInit2(&zs, 9, Z_DEFLATED, -15, 9, Z_DEFAULT_STRATEGY) != Z_OK)
+        goto out;
+    rec.len = 0;
+    if (mtls_buf_reserve(&rec, 1 + deflateBound(&zs, (uLong)raw.len)) == 0) {
+        rec.data[0] = IDENTITY_VERSION_CERTS;
+        zs.next_in = raw.data;
+        zs.avail_in = (uInt)raw.len;
+        zs.next_out = rec.data + 1;
+        zs.avail_out = (uInt)(rec.cap - 1);
+        if (deflate(&zs, Z_FINISH) == Z_STREAM_END)
+            z_len = zs.total_out;
+    }
+    deflateEnd(&zs);
+    /* Rebuilt from the record: one allocation, as always, and the same
+     * path a ticket takes. */
+    if (z_len)
+        out = mtls_identity_deserialize(rec.data, 1 + z_len);
+out:
+    mtls_buf_free(&raw);
+    mtls_buf_free(&rec);
+    if (!out)
+        return id;
+    out->valid_until = id->valid_until;
+    mtls_identity_free(id);
+    return out;
+}
+
+int mtls_identity_certs(const struct mtls_identity *id, struct mtls_buf *raw,
+                        struct mtls_der *out, unsigned max)
+{
+    unsigned n;
+
+    if (!id || !id->certs_z)
+        return 0;
+    return inflate_record(id->certs_z, id->certs_z_len, raw, out, max, &n) < 0 ? -1 : (int)n;
 }
 
 /* ---- lifetime ----------------------------------------------------------------- */

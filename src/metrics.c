@@ -36,7 +36,10 @@ int mtls_metrics_render(struct mtls_buf *out)
             sum += __atomic_load_n(&workers[i]->name, __ATOMIC_RELAXED);               \
         n = snprintf(line, sizeof(line), "# HELP mtlsd_" #name " " help "\n# TYPE mtlsd_" \
                      #name " %s\nmtlsd_" #name " %llu\n",                              \
-                     __builtin_strcmp(#name, "connections_open") ? "counter" : "gauge", \
+                     __builtin_strstr(#name, "connections_open") ||                 \
+                             __builtin_strstr(#name, "connections_idle")                  \
+                         ? "gauge"                                                      \
+                         : "counter",                                                   \
                      (unsigned long long)sum);                                         \
         if (n < 0 || mtls_buf_append(out, line, (size_t)n) < 0)                        \
             return -1;                                                                 \

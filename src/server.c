@@ -1,5 +1,6 @@
 /* server.c: start-up order and worker lifetime. */
 #include "mtlsd/server.h"
+#include "mtlsd/proxy.h"
 #include "mtlsd/conn.h"
 #include "mtlsd/log.h"
 #include "mtlsd/net.h"
@@ -83,6 +84,8 @@ int mtls_server_init(struct mtls_server *s, const struct mtls_config *cfg, char 
     if (!m)
         goto fail;
     mtls_material_commit(m, cfg);
+    if (mtls_proxy_init(cfg, cfg->workers, err, errlen) < 0)
+        goto fail;
     if (port_taken(cfg, err, errlen))
         goto fail;
     if (resolve_io(s, err, errlen) < 0)
@@ -181,4 +184,5 @@ void mtls_server_destroy(struct mtls_server *s)
     mtls_authz_free();
     mtls_access_log_close();
     mtls_material_shutdown();
+    mtls_proxy_shutdown();
 }

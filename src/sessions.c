@@ -37,7 +37,7 @@
 /* A serialized TLS 1.2 session without a ticket is about 120 bytes; an
  * identity at most about 1 KB (the same bound as in tickets). */
 #define BLOB_MAX 512
-#define IDENT_MAX 1024
+#define IDENT_MAX 4096 /* with the presented chain kept for the proxy (compressed) */
 
 struct entry {
     uint8_t id[ID_MAX];

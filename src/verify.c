@@ -977,6 +977,28 @@ static int chain_key(const WOLFSSL_BUFFER_INFO *certs, int n, uint8_t key[32])
     return ok ? 0 : -1;
 }
 
+/* The proxy forwards the presented certificates (RFC 9440, XFCC): the
+ * identity keeps them, so the chain cache, tickets and session IDs carry
+ * them too. Kept as presented: the leaf, then the client's intermediates. */
+static struct mtls_identity *keep_certs(struct mtls_identity *id,
+                                        const WOLFSSL_BUFFER_INFO *certs, int n)
+{
+    struct mtls_der der[MTLS_IDENTITY_MAX_CERTS];
+    struct mtls_identity *with;
+
+    if (n < 1 || n > MTLS_IDENTITY_MAX_CERTS)
+        return id;
+    for (int i = 0; i < n; i++) {
+        der[i].der = certs[i].buffer;
+        der[i].len = certs[i].length;
+    }
+    with = mtls_identity_with_certs(id, der, (unsigned)n);
+    if (!with->certs_z)
+        log_warn("client chain too large to forward (%d certificates): its requests get 502",
+                 n);
+    return with;
+}
+
 int mtls_verify_peer(int preverify, WOLFSSL_X509_STORE_CTX *store,
                      struct mtls_metrics *metrics, struct mtls_verify_result *t)
 {
@@ -1026,6 +1048,8 @@ int mtls_verify_peer(int preverify, WOLFSSL_X509_STORE_CTX *store,
         gen = mtls_verify_generation(); /* the generation of the trust we use */
         r = verify_chain(trust, store->certs, store->totalCerts, &id);
         pthread_rwlock_unlock(&trust_lock);
+        if (r == OK && settings.keep_certs)
+            id = keep_certs(id, store->certs, store->totalCerts);
         if (r == OK && settings.verify_cache) {
             unsigned ev = mtls_vcache_put(key, gen, now, id);
             if (metrics) {

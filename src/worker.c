@@ -7,6 +7,7 @@
 #include "mtlsd/worker.h"
 #include "mtlsd/conn.h"
 #include "mtlsd/log.h"
+#include "mtlsd/proxy.h"
 #include "mtlsd/access_log.h"
 #include "mtlsd/net.h"
 
@@ -125,12 +126,14 @@ static void *worker_main(void *arg)
     }
     mtls_io_listen(&w->io, w->listen_fd, on_accept, w);
     mtls_io_wake_watch(&w->io, w->wake_fd, begin_stop, w);
+    mtls_proxy_worker_start(w->id, &w->io, &w->metrics);
 
     for (;;) {
         uint64_t now = mtls_io_now_ms(&w->io), wait = TICK_MAX_MS;
 
         if (w->stopping && w->stop_deadline_ms > now && w->stop_deadline_ms - now < wait)
             wait = w->stop_deadline_ms - now;
+        wait = mtls_proxy_tick(w->id, wait); /* upstream timers: expires what is due */
         ret = mtls_io_poll(&w->io, wait);
         if (ret < 0) {
             log_error("worker %u: %s wait: %s", w->id, backend, strerror(-ret));
@@ -197,6 +200,7 @@ void mtls_worker_destroy(struct mtls_worker *w)
      * flight; only then may the buffers those ops point to be freed. */
     mtls_io_destroy(&w->io);
     mtls_conn_env_free(&w->conns);
+    mtls_proxy_worker_stop(w->id); /* its upstream connections, after the backend too */
     if (w->listen_fd >= 0)
         close(w->listen_fd);
     if (w->wake_fd >= 0)

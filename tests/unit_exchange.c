@@ -55,7 +55,8 @@ static void t_abort(struct mtls_exchange *x)
     rec.aborts++;
 }
 
-const struct mtls_handler test_handler = {"test", t_head, t_body, t_request, t_abort};
+const struct mtls_handler test_handler = {
+    .name = "test", .on_head = t_head, .on_body = t_body, .on_request = t_request, .on_abort = t_abort};
 
 static int o_write(struct mtls_exchange *x, const void *p, size_t n)
 {
@@ -72,9 +73,10 @@ static void o_end(struct mtls_exchange *x, int status)
     rec.ends++;
     rec.end_status = status;
     rec.end_saw_pending = x->pending;
+    x->pending = false; /* the connection's end() clears it (handler.h) */
 }
 
-static const struct mtls_exchange_ops ops = {o_write, o_end};
+static const struct mtls_exchange_ops ops = {.write = o_write, .end = o_end};
 
 static void run(const char *path, const struct mtls_identity *id, bool pend)
 {

@@ -24,6 +24,8 @@ struct mtls_access {
     int status;
     size_t bytes;
     unsigned long usec;
+    int upstream_status;       /* proxied: the upstream's status (0: none, -1: no answer) */
+    unsigned long upstream_usec; /* proxied: request head sent to response complete */
 };
 
 /* Appends one line to the worker's buffer `b`. */

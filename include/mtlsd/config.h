@@ -28,6 +28,7 @@ struct mtls_verify_settings {
     unsigned verify_cache;     /* entries; 0 disables */
     unsigned verify_cache_ttl_s;
     enum mtls_client_auth client_auth;
+    bool keep_certs;           /* derived: the proxy forwards the presented chain */
 };
 
 /* authz.c: --allow and --public-path. */
@@ -56,6 +57,23 @@ struct mtls_http_limits {
     size_t max_header_bytes;   /* request line + header fields */
     unsigned max_headers;
     uint64_t max_body_bytes;
+};
+
+/* proxy.c: the reverse proxy (--upstream; issue 11). */
+struct mtls_proxy_settings {
+    const char *upstream;           /* as given; NULL: no proxy */
+    const char *upstream_unix;      /* unix:/path: the path */
+    char upstream_host[256];        /* http://HOST:PORT: HOST (no brackets) */
+    char upstream_port[8];
+    unsigned connect_timeout_ms;
+    unsigned timeout_ms;            /* to the response head */
+    unsigned idle_ms;               /* idle pooled connections closed after this */
+    unsigned conns;                 /* idle keep-alive connections kept per worker */
+    unsigned cert_headers;          /* MTLS_CERT_HEADER_* bits (proxy_headers.h) */
+    bool cert_header_set;
+    const char *strip_headers[MTLS_MAX_LIST];
+    unsigned n_strip_headers;
+    const char *builtin_prefix;     /* NULL: built-in routes off with --upstream */
 };
 
 /* conn.c: per-connection limits. */
@@ -102,6 +120,7 @@ struct mtls_config {
     unsigned shutdown_delay_ms; /* SIGTERM: /readyz 503, keep serving this long */
     const char *user;          /* --user: setuid after binding and loading */
     bool sandbox;              /* no_new_privs + Landlock; --no-sandbox turns off */
+    struct mtls_proxy_settings proxy;
 };
 
 enum mtls_config_result { MTLS_CONFIG_OK, MTLS_CONFIG_EXIT, MTLS_CONFIG_VERSION, MTLS_CONFIG_ERROR };
@@ -118,5 +137,8 @@ int mtls_config_parse_listen(struct mtls_config *cfg, const char *s, char *err, 
 int mtls_config_parse_addr(const char *flag, const char *s, struct sockaddr_storage *addr,
                            socklen_t *addrlen, char *err, size_t errlen);
 void mtls_config_usage(FILE *f);
+/* Parses --upstream's value (syntax only; a name is resolved when the
+ * server starts). */
+int mtls_config_parse_upstream(struct mtls_config *cfg, const char *s, char *err, size_t errlen);
 
 #endif

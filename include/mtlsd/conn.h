@@ -53,6 +53,7 @@ struct mtls_conn {
     struct mtls_conn_env *env;
     enum mtls_conn_state state;
     bool paused;           /* output backlog: input waits */
+    bool held;             /* the handler holds input (request body back-pressure) */
     bool peer_eof;         /* the peer has shut its side */
     bool pending_answers;  /* out_pending holds an answer to a request */
     bool flight_answers;   /* so does the flight being sent */

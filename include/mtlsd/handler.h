@@ -65,6 +65,10 @@ struct mtls_handler {
     /* The connection goes away before the handler called mtls_exchange_end.
      * After this the exchange must not be touched. NULL: nothing to do. */
     void (*on_abort)(struct mtls_exchange *x);
+    /* While answering later: the client took the output it was behind on
+     * (a handler that stopped producing because of
+     * mtls_exchange_backlog() goes on). NULL: nothing to do. */
+    void (*on_drain)(struct mtls_exchange *x);
 };
 
 /* The connection's side of an exchange (implemented by conn.c). */
@@ -73,6 +77,18 @@ struct mtls_exchange_ops {
     int (*write)(struct mtls_exchange *x, const void *p, size_t n);
     /* The response is complete (status for logs and metrics). */
     void (*end)(struct mtls_exchange *x, int status);
+    /* Response bytes queued for the client and not yet sent. */
+    size_t (*backlog)(struct mtls_exchange *x);
+    /* Stop (true) or go on (false) reading the client: back-pressure from
+     * a handler that cannot take more request body now. */
+    void (*hold_input)(struct mtls_exchange *x, bool hold);
+    /* The answer cannot be completed honestly (an upstream closed mid-
+     * response): what was written goes out, then the client connection
+     * closes without close_notify. on_abort follows unless the handler
+     * already let go of the exchange (data == NULL). */
+    void (*kill)(struct mtls_exchange *x, const char *why);
+    /* The client's address as text ("192.0.2.1", "::1"); "" if unknown. */
+    void (*peer_addr)(struct mtls_exchange *x, char *buf, size_t len);
 };
 
 /* One request and its response, from head to mtls_exchange_end. */
@@ -90,6 +106,11 @@ struct mtls_exchange {
     void *data;             /* the handler's */
     const struct mtls_exchange_ops *ops;
     void *owner;            /* the connection */
+    size_t target_skip;     /* a route under a prefix: bytes of the target
+                               the handler does not see (--builtin-prefix) */
+    int upstream_status;    /* for the access log: a proxy's upstream answer
+                               (0: not proxied, -1: none came) */
+    unsigned long upstream_usec;
 };
 
 /* For handlers: answer bytes, and the end of the answer. */
@@ -112,5 +133,9 @@ void mtls_exchange_abort(struct mtls_exchange *x);
 
 /* The built-in routes (routes.c). */
 extern const struct mtls_handler mtls_routes_handler;
+/* The reverse proxy (proxy.c): chooses the handler of a request when
+ * --upstream is given (NULL otherwise: the built-in routes); *skip gets the
+ * bytes of --builtin-prefix to hide from the routes. */
+const struct mtls_handler *mtls_proxy_choose(const struct mtls_http_request *req, size_t *skip);
 
 #endif

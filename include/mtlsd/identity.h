@@ -29,7 +29,14 @@ struct mtls_identity {
     int refs;                   /* shared by the chain cache and connections */
     unsigned n_san;
     const struct mtls_san *san;
-    /* one allocation: the strings and the SAN array follow */
+    /* The certificates the client presented (the leaf, then the
+     * intermediates it sent, in TLS order), raw-deflate compressed, kept
+     * only when the proxy forwards them (--client-cert-header): they travel
+     * in tickets and session IDs so that a resumed connection forwards the
+     * same headers. NULL when not kept. */
+    const uint8_t *certs_z;
+    uint32_t certs_z_len;
+    /* one allocation: the strings, the SAN array and certs_z follow */
 };
 
 /* Identities are immutable and reference-counted: a cached chain's identity
@@ -55,5 +62,25 @@ long mtls_identity_serialize(const struct mtls_identity *id, uint8_t *out, size_
 /* Parses exactly `len` bytes back into a fresh identity (free with
  * mtls_identity_free); NULL on any malformed, truncated or trailing input. */
 struct mtls_identity *mtls_identity_deserialize(const uint8_t *in, size_t len);
+
+/* Presented chains larger than this (uncompressed) are not kept. */
+#define MTLS_IDENTITY_CERTS_MAX (48 * 1024)
+#define MTLS_IDENTITY_MAX_CERTS 10
+/* One certificate's DER. */
+struct mtls_der {
+    const uint8_t *der;
+    size_t len;
+};
+/* A copy of `id` that also holds the presented certificates certs[0..n)
+ * (leaf first); drops the caller's reference to `id`. On failure (too
+ * large, out of memory) returns `id` itself, without certificates. */
+struct mtls_identity *mtls_identity_with_certs(struct mtls_identity *id,
+                                               const struct mtls_der *certs, unsigned n);
+/* Inflates id->certs_z into `raw` (caller frees it with mtls_buf_free) and
+ * points out[0..max) into it; returns the number of certificates, 0 when
+ * none are kept, -1 when the data is corrupt. */
+struct mtls_buf;
+int mtls_identity_certs(const struct mtls_identity *id, struct mtls_buf *raw,
+                        struct mtls_der *out, unsigned max);
 
 #endif

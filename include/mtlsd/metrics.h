@@ -43,6 +43,19 @@
     X(verify_rejected_weak_key, "client certificates refused: key too small") \
     X(verify_rejected_depth, "client certificates refused: chain too long") \
     X(verify_rejected_malformed, "client certificates refused: malformed") \
+    X(upstream_requests, "requests forwarded to the upstream (--upstream)") \
+    X(upstream_responses_1xx_2xx, "upstream responses with status 1xx (101 refused) or 2xx") \
+    X(upstream_responses_3xx, "upstream responses with status 3xx") \
+    X(upstream_responses_4xx, "upstream responses with status 4xx") \
+    X(upstream_responses_5xx, "upstream responses with status 5xx") \
+    X(upstream_connect_failures, "upstream connections refused, failed or timed out (502)") \
+    X(upstream_timeouts, "requests answered 504: no response head within --upstream-timeout") \
+    X(upstream_resets, "upstream connections closed mid-response (client connection closed)") \
+    X(upstream_malformed, "malformed upstream responses (502, or client closed mid-body)") \
+    X(upstream_retries, "requests retried on a new connection after a reused one closed") \
+    X(upstream_reused, "requests sent on a reused keep-alive upstream connection") \
+    X(upstream_connections_open, "upstream connections currently open") \
+    X(upstream_connections_idle, "upstream connections currently idle in the keep-alive pool") \
     X(reloads, "successful SIGHUP reloads") \
     X(reload_failures, "SIGHUP reloads that failed (old material kept)")
 

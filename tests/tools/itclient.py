@@ -95,6 +95,11 @@ def parse_responses(buf, head_only, heads=()):
             r["headers"][k.strip().lower()] = v.strip()
         i = end + 4
         n = 0 if head_only_this else int(r["headers"].get("content-length", "0") or 0)
+        if (not head_only_this and "content-length" not in r["headers"]
+                and "transfer-encoding" not in r["headers"]
+                and r["status"] >= 200 and r["status"] not in (204, 304)
+                and r["headers"].get("connection", "").lower() == "close"):
+            n = len(buf) - i  # delimited by the close (HTTP/1.0)
         r["body"] = buf[i:i + n].decode("latin-1")
         if len(buf) - i < n:
             r["truncated"] = True
