@@ -38,6 +38,9 @@ missing=()
 # MTLSD_DEPS_NO_PACKAGES=1 (deploy/Containerfile): only build wolfSSL.
 [ -n "${MTLSD_DEPS_NO_PACKAGES:-}" ] && PKGS=()
 for p in "${PKGS[@]}"; do
+    # A machine whose Node.js comes with its own npm (NodeSource's nodejs
+    # package) cannot take Debian's npm package: the command is what we need.
+    [ "$p" = npm ] && command -v npm >/dev/null && continue
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
