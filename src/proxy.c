@@ -37,6 +37,7 @@
 #include "mtlsd/proxy_headers.h"
 #include "mtlsd/proxy_stream.h"
 #include "mtlsd/response.h"
+#include "mtlsd/status.h"
 #include "mtlsd/verify.h"
 
 #include <wolfssl/wolfcrypt/asn_public.h>
@@ -121,6 +122,16 @@ struct pool {
     struct mtls_list all;        /* every connection not yet freed */
     struct idcache_entry idc[IDCACHE];
 };
+
+
+/* A failed connect also turns the status listener's /readyz to 503 until a
+ * connect succeeds again (issue 13: a pod whose application is down should
+ * leave the Service's endpoints). */
+static void connect_failed(struct mtls_metrics *m)
+{
+    METRIC_INC(m, upstream_connect_failures);
+    mtls_status_set_upstream_ok(false);
+}
 
 static struct {
     bool on;
@@ -355,7 +366,7 @@ static int preq_attach(struct preq *r, bool allow_reuse)
     } else {
         u = ups_connect(r->pool, &err);
         if (!u) {
-            METRIC_INC(r->pool->m, upstream_connect_failures);
+            connect_failed(r->pool->m);
             log_info("proxy: cannot connect to the upstream: %s", strerror(-err));
             return -1;
         }
@@ -490,7 +501,7 @@ static void preq_upstream_gone(struct preq *r, bool reset)
     if (r->resp.head_sent)
         METRIC_INC(r->pool->m, upstream_resets);
     else if (u && u->connecting)
-        METRIC_INC(r->pool->m, upstream_connect_failures);
+        connect_failed(r->pool->m);
     preq_fail(r, 502, r->resp.head_sent ? "upstream closed mid-response"
                                          : "upstream closed before answering");
 }
@@ -553,7 +564,7 @@ static void ups_on_sent(struct mtls_io_sock *s, ssize_t res)
         return;
     if (res < 0) {
         if (u->connecting) {
-            METRIC_INC(u->pool->m, upstream_connect_failures);
+            connect_failed(u->pool->m);
             log_info("proxy: cannot connect to the upstream: %s", strerror((int)-res));
             if (r)
                 preq_fail(r, 502, "cannot connect to the upstream");
@@ -568,6 +579,7 @@ static void ups_on_sent(struct mtls_io_sock *s, ssize_t res)
     }
     if (u->connecting) {
         u->connecting = false;
+        mtls_status_set_upstream_ok(true);
         timer_clear(u);
         if (r && r->req_done && !r->resp.head_sent)
             timer_set(u, T_RESPONSE);
@@ -599,7 +611,7 @@ static void ups_on_recv(struct mtls_io_sock *s, const uint8_t *p, ssize_t n)
         return;
     }
     if (u->connecting && n < 0) {
-        METRIC_INC(u->pool->m, upstream_connect_failures);
+        connect_failed(u->pool->m);
         preq_fail(u->req, 502, "cannot connect to the upstream");
         return;
     }
@@ -651,7 +663,7 @@ uint64_t mtls_proxy_tick(unsigned id, uint64_t max)
             if (t == T_IDLE || !u->req) {
                 ups_close(u);
             } else if (t == T_CONNECT) {
-                METRIC_INC(pl->m, upstream_connect_failures);
+                connect_failed(pl->m);
                 preq_fail(u->req, 502, "upstream connect timeout");
             } else {
                 METRIC_INC(pl->m, upstream_timeouts);
