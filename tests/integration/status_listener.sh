@@ -99,6 +99,21 @@ MTLSD_PID=""
 check_contains "sd_notify: STOPPING=1" "$(cat "$T/notify.log")" "STOPPING=1"
 check_contains "delay logged" "$(cat "$MTLSD_LOG")" "/readyz now 503"
 
+# ---- with --upstream: /readyz follows the upstream's last connect ----------
+UPORT=$(free_port) # nothing listens there yet
+SPORT=$(free_port)
+start_mtlsd --workers 1 --status-listen "127.0.0.1:$SPORT" --upstream "http://127.0.0.1:$UPORT"
+check_contains "upstream: /readyz -> 200 before any connect" "$(status_get /readyz)" "200 ready"
+check_eq "upstream down: the request gets 502" "$(ccurl -o /dev/null -w '%{http_code}' "$(url /)" 2>&1)" "502"
+check_contains "upstream down: /readyz -> 503" "$(status_get /readyz)" "503"
+(cd "$T" && exec $PY -m http.server --bind 127.0.0.1 "$UPORT" >"$T/up.log" 2>&1) &
+UP=$!; IT_BG_PIDS+=($UP)
+for ((i = 0; i < 100; i++)); do port_is_free "$UPORT" || break; sleep 0.05; done
+check_eq "upstream back: the request gets 200" "$(ccurl -o /dev/null -w '%{http_code}' "$(url /)" 2>&1)" "200"
+check_contains "upstream back: /readyz -> 200" "$(status_get /readyz)" "200 ready"
+kill "$UP" 2>/dev/null
+stop_mtlsd TERM
+
 # ---- a status port that is taken: exit 2 with the flag named ---------------
 HP=$(free_port)
 $PY -c 'import socket,time,sys; s=socket.socket(); s.bind(("127.0.0.1",int(sys.argv[1]))); s.listen(1); print("held", flush=True); time.sleep(10)' "$HP" >"$T/hold.out" &
