@@ -99,7 +99,7 @@ done > "$T/ku-req.in"
 # (s_client takes a read starting with K for a KeyUpdate and drops the rest:
 # the request lines come well apart from the Ks.)
 (while IFS= read -r l; do
-    if [ "$l" = K ]; then echo K; sleep 0.005; else sleep 0.2; printf '%s\n' "$l"; fi
+    if [ "$l" = K ]; then echo K; sleep 0.005; else sleep 0.2; printf '%s\n' "$l"; sleep 0.2; fi
 done <"$T/ku-req.in"
     sleep "$(slow 2)") |
     timeout "$(slow 60)" openssl s_client -crlf -connect "127.0.0.1:$PORT" -servername localhost \
