@@ -585,3 +585,24 @@ struct mtls_identity *mtls_identity_from_der(const uint8_t *der, size_t len)
     return id;
 }
 
+struct mtls_identity *mtls_identity_from_pem_file(const char *path)
+{
+    static const size_t max = 1u << 20;
+    struct mtls_identity *id = NULL;
+    uint8_t *pem = malloc(max), *der = malloc(65536);
+    FILE *f = fopen(path, "rb");
+    size_t n;
+    int dn;
+
+    if (f && pem && der) {
+        n = fread(pem, 1, max, f);
+        dn = wc_CertPemToDer(pem, (int)n, der, 65536, CERT_TYPE);
+        if (dn > 0)
+            id = mtls_identity_from_der(der, (size_t)dn);
+    }
+    if (f)
+        fclose(f);
+    free(pem);
+    free(der);
+    return id;
+}

@@ -40,8 +40,6 @@
 #include "mtlsd/status.h"
 #include "mtlsd/verify.h"
 
-#include <wolfssl/wolfcrypt/asn_public.h>
-
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -876,26 +874,14 @@ const struct mtls_handler mtls_proxy_handler = {
 /* XFCC By=: the first URI SAN of the server's own certificate. */
 static void read_by_uri(const char *cert_file)
 {
-    FILE *f = fopen(cert_file, "rb");
-    static uint8_t pem[65536];
-    uint8_t der[16384];
-    size_t n;
-    int dn;
+    struct mtls_identity *id = mtls_identity_from_pem_file(cert_file);
 
-    if (!f)
-        return;
-    n = fread(pem, 1, sizeof(pem) - 1, f);
-    fclose(f);
-    dn = wc_CertPemToDer(pem, (int)n, der, (int)sizeof(der), CERT_TYPE);
-    if (dn > 0) {
-        struct mtls_identity *id = mtls_identity_from_der(der, (size_t)dn);
-        for (unsigned i = 0; id && i < id->n_san; i++)
-            if (id->san[i].type == MTLS_SAN_URI) {
-                snprintf(P.by_uri, sizeof(P.by_uri), "%s", id->san[i].value);
-                break;
-            }
-        mtls_identity_free(id);
-    }
+    for (unsigned i = 0; id && i < id->n_san; i++)
+        if (id->san[i].type == MTLS_SAN_URI) {
+            snprintf(P.by_uri, sizeof(P.by_uri), "%s", id->san[i].value);
+            break;
+        }
+    mtls_identity_free(id);
 }
 
 int mtls_proxy_init(const struct mtls_config *cfg, unsigned workers, char *err, size_t errlen)

@@ -80,6 +80,9 @@ struct mtls_identity *mtls_identity_with_certs(struct mtls_identity *id,
  * points out[0..max) into it; returns the number of certificates, 0 when
  * none are kept, -1 when the data is corrupt. */
 struct mtls_buf;
+/* The identity of the first certificate of a PEM file (the server's own,
+ * for XFCC By=); NULL when unreadable. */
+struct mtls_identity *mtls_identity_from_pem_file(const char *path);
 int mtls_identity_certs(const struct mtls_identity *id, struct mtls_buf *raw,
                         struct mtls_der *out, unsigned max);
 

@@ -9,9 +9,9 @@
 #define MTLSD_PROXY_STREAM_H
 
 #include "mtlsd/buf.h"
+#include "mtlsd/http.h" /* llhttp_t: only http.h includes llhttp */
 #include "mtlsd/proxy_headers.h"
 
-#include <llhttp.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
