@@ -29,12 +29,10 @@ rules() {
     only 'mtlsd/ring\.h' $IO_URING
     only 'sys/epoll\.h' src/io_epoll.c
     only 'mtlsd/io_backend\.h' $IO_BACKEND
-    # llhttp: requests (http.h) and the proxy's upstream responses (proxy_stream.h)
-    only 'llhttp\.h' include/mtlsd/http.h include/mtlsd/proxy_stream.h
-    # (material.c reads certificate and CRL dates for reloads and metrics;
-    # proxy.c encodes the client's certificates for the identity headers)
+    only 'llhttp\.h' include/mtlsd/http.h
+    # (material.c reads certificate and CRL dates for reloads and metrics)
     only 'wolfssl/' include/mtlsd/wolfssl.h include/mtlsd/wolfssl_internal.h src/tickets.c \
-        src/verify.c src/identity.c include/mtlsd/identity_x509.h src/material.c src/proxy.c
+        src/verify.c src/identity.c include/mtlsd/identity_x509.h src/material.c
     only 'mtlsd/wolfssl\.h' $TLS_PART src/verify.c src/material.c include/mtlsd/wolfssl_internal.h \
         include/mtlsd/verify.h include/mtlsd/tickets.h include/mtlsd/sessions.h \
         include/mtlsd/identity_x509.h
