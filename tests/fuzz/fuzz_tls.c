@@ -6,7 +6,7 @@
  * The server's certificate, key and --client-ca come from the directory in
  * MTLSD_FUZZ_PKI (certs/gen.sh output; ctest makes one per run); the client
  * certificate is optional (--client-auth optional) so that resumption and
- * certificate-less paths are reached too.
+ * certificate-less paths are reached too; the ticket key is a fixed one.
  *
  * Seeds (tests/fuzz/corpus/tls/) are real first flights of openssl s_client
  * (TLS 1.3, TLS 1.2, with a ticket, with a certificate chain), captured by
@@ -16,7 +16,11 @@
 #include "mtlsd/config.h"
 #include "mtlsd/log.h"
 #include "mtlsd/metrics.h"
+#include "mtlsd/tickets.h"
 #include "mtlsd/tls.h"
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <stdint.h>
 #include <stdio.h>
@@ -30,7 +34,8 @@ static struct mtls_tls_ctx *fuzz_ctx;
 static void fuzz_init(void)
 {
     static struct mtls_config cfg; /* tls.c keeps a pointer to it */
-    static char cert[4096], key[4096], ca[4096];
+    static char cert[4096], key[4096], ca[4096], tkey[4096];
+    uint8_t k[MTLS_TICKET_KEY_SIZE];
     const char *dir = getenv("MTLSD_FUZZ_PKI");
     char err[512];
 
@@ -47,6 +52,18 @@ static void fuzz_init(void)
     cfg.key_file = key;
     cfg.verify.client_ca_file = ca;
     cfg.verify.client_auth = MTLS_AUTH_OPTIONAL;
+    /* A fixed ticket key (bytes 0..79, as tls_seeds.sh gives the server it
+     * records): the seeds' tickets then name a known key and reach the MAC
+     * and the bounds checks of the ticket callback (issue 10 review item 2). */
+    snprintf(tkey, sizeof(tkey), "%s/fuzz-ticket.key", dir);
+    for (size_t i = 0; i < sizeof(k); i++)
+        k[i] = (uint8_t)i;
+    int fd = open(tkey, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, k, sizeof(k)) != (ssize_t)sizeof(k) || close(fd) != 0) {
+        perror(tkey);
+        exit(2);
+    }
+    cfg.resume.ticket_key_file = tkey;
     if (mtls_tls_ctx_new(&fuzz_ctx, &cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "fuzz_tls: %s\n", err);
         exit(2);

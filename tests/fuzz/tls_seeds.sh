@@ -16,9 +16,11 @@ trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$w"' EXIT
 mkdir -p "$out"
 bash "$src/certs/gen.sh" "$w/pki" >/dev/null 2>&1
 p=$w/pki
+# fuzz_tls.c's fixed ticket key: bytes 0..79
+(umask 077 && python3 -c 'import sys; sys.stdout.buffer.write(bytes(range(80)))' >"$w/ticket.key")
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$mtlsd" --cert "$p/server.crt" --key "$p/server.key" --client-ca "$p/ca.crt" \
-    --client-auth optional --listen "127.0.0.1:$port" --workers 1 --watch off >"$w/log" 2>&1 &
+    --client-auth optional --ticket-key-file "$w/ticket.key" --listen "127.0.0.1:$port" --workers 1 --watch off >"$w/log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do grep -q listening "$w/log" && break; sleep 0.05; done
 cat "$p/client.crt" "$p/ca.crt" >"$w/chain.crt"
