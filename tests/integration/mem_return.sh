@@ -6,7 +6,10 @@
 # freed memory in quarantine.
 . "$(dirname "$0")/lib.sh"
 
+# 2000 with the plain build; the sanitizer build's handshakes are too slow
+# for that (and its RSS is not checked).
 N=2000
+[ "$IT_SLOW" = 1 ] || N=300
 ulimit -n $((N * 2 + 256)) 2>/dev/null || N=$(( ($(ulimit -n) - 256) / 2 ))
 make_pki
 start_mtlsd --max-conns $((N + 100)) --idle-timeout 120
