@@ -279,6 +279,10 @@ static const struct opt opts[] = {
          .check = power_of_two),
     UINT("recv-buffer-size", "BYTES", recv_buffer_size, 512, 1u << 20, "16384",
          "size of each receive buffer (default 16384)"),
+    UINT("buffer-budget", "BYTES", conn.buffer_budget, 65536, 1ull << 40, "134217728",
+         "per worker: input and output its connections keep\n"
+         "between events; past it the connection keeping the\n"
+         "most is closed (default 134217728 = 128 MiB)"),
 
     HEADING("HTTP limits:"),
     UINT("max-header-bytes", "N", http.max_header_bytes, 256, 1u << 20, "8192",
@@ -727,8 +731,11 @@ enum mtls_config_result mtls_config_parse(struct mtls_config *cfg, int argc, cha
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         cfg->workers = cpus > 0 ? (unsigned)cpus : 1;
     }
-    /* Ciphertext a paused connection may hold: a full batch of receive
-     * buffers plus slack for one more record. */
+    /* Ciphertext a paused connection may hold on io_uring: a multishot
+     * receive keeps filling buffers until its cancellation lands, up to
+     * the whole ring (1.6 MB seen with a fast loopback sender), plus slack
+     * for one more record. epoll stops at once: the worker bounds it to a
+     * few buffers there. Both count against --buffer-budget. */
     cfg->conn.max_unread = (size_t)cfg->recv_buffers * cfg->recv_buffer_size + 65536;
     return MTLS_CONFIG_OK;
 }

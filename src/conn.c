@@ -41,6 +41,7 @@ static void conn_pump(struct mtls_conn *c);
 static void conn_pause(struct mtls_conn *c);
 static void conn_finish(struct mtls_conn *c, bool notify);
 static void conn_resume(struct mtls_conn *c);
+static void conn_account(struct mtls_conn *c);
 static const struct mtls_io_handler conn_io;
 static void conn_log(struct mtls_conn *c, const struct mtls_http_request *req,
                      const struct mtls_peer *peer, int status, size_t bytes);
@@ -210,6 +211,7 @@ struct mtls_conn *mtls_conn_new(struct mtls_conn_env *env, int fd)
 
 static void conn_free(struct mtls_conn *c)
 {
+    c->env->kept -= c->kept;
     mtls_list_unlink(&c->env->all, &c->all_link);
     mtls_io_discard(&c->io);
     mtls_tls_free(c->tls);
@@ -251,10 +253,51 @@ void mtls_conn_close(struct mtls_conn *c, const char *why)
     if (why)
         log_debug("worker %u: closing fd %d: %s", env->worker_id, c->io.fd, why);
     c->state = MTLS_CONN_DEAD;
+    /* Its buffers are freed with it soon: no longer counted. */
+    env->kept -= c->kept;
+    c->kept = 0;
     mtls_exchange_abort(&c->x); /* a handler still answering lets go */
     env->nopen--;
     METRIC_DEC(env->metrics, connections_open);
     mtls_io_close(&c->io);
+}
+
+static struct mtls_conn *conn_of_all(struct mtls_link *l)
+{
+    return l ? mtls_container_of(l, struct mtls_conn, all_link) : NULL;
+}
+
+/* The worker's budget for buffers kept between events (--buffer-budget):
+ * many connections each within its own bounds (output backlog, input kept
+ * while paused) could still add up to more than the machine has. Past the
+ * budget, the connection keeping the most is closed: it is the one
+ * pipelining without reading, not the many small ones. Called after each
+ * event that may have grown or shrunk c's buffers. */
+static void conn_account(struct mtls_conn *c)
+{
+    struct mtls_conn_env *env = c->env;
+    size_t kept = 0;
+
+    /* A handshake's flights are bounded by TLS and its timeout; what a
+     * client can pile up comes after it. */
+    if (c->state != MTLS_CONN_DEAD && c->state != MTLS_CONN_HANDSHAKE)
+        kept = c->in_left.cap + c->plain_left.cap + c->out_pending.cap + c->out_flight.cap;
+    env->kept = env->kept - c->kept + kept;
+    c->kept = kept;
+    while (env->kept > env->kept_max) {
+        struct mtls_conn *g = NULL, *it;
+
+        for (it = conn_of_all(env->all.head); it; it = conn_of_all(it->all_link.next))
+            if (it->kept && (!g || it->kept > g->kept))
+                g = it;
+        if (!g)
+            break;
+        METRIC_INC(env->metrics, buffer_budget_closes);
+        log_info("worker %u: buffers over --buffer-budget (%zu bytes): closing fd %d, which "
+                 "keeps %zu",
+                 env->worker_id, env->kept, g->io.fd, g->kept);
+        mtls_conn_close(g, "over the worker's buffer budget");
+    }
 }
 
 /* Start the orderly end: what is queued goes out, then linger. */
@@ -536,6 +579,7 @@ static void conn_input(struct mtls_conn *c, const uint8_t *p, size_t n)
     if (c->paused) {
         if (c->in_left.len + n > c->env->in_left_max || mtls_buf_append(&c->in_left, p, n) < 0)
             mtls_conn_close(c, "input backlog over limit while paused");
+        conn_account(c);
         return;
     }
     if (c->out_pending.cap == 0)
@@ -558,6 +602,7 @@ static void conn_input(struct mtls_conn *c, const uint8_t *p, size_t n)
     }
     mtls_tls_feed(c->tls, NULL, 0);
     conn_flush(c);
+    conn_account(c);
 }
 
 static void conn_on_recv(struct mtls_io_sock *s, const uint8_t *p, ssize_t n)
@@ -628,6 +673,7 @@ static void conn_on_sent(struct mtls_io_sock *s, ssize_t res)
         c->x.handler->on_drain(&c->x); /* e.g. read the upstream again */
     }
     conn_flush(c);
+    conn_account(c);
 }
 
 static void conn_on_timeout(struct mtls_io_sock *s, enum mtls_timer t)
@@ -667,11 +713,6 @@ static void conn_drain(struct mtls_conn *c)
     }
     /* A connection in the middle of a request gets "Connection: close" on
      * its answer (env->stopping) and ends after it. */
-}
-
-static struct mtls_conn *conn_of_all(struct mtls_link *l)
-{
-    return l ? mtls_container_of(l, struct mtls_conn, all_link) : NULL;
 }
 
 void mtls_conn_drain_all(struct mtls_conn_env *env)

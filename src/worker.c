@@ -12,6 +12,7 @@
 #include "mtlsd/net.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
@@ -25,6 +26,14 @@
 
 #define LINGER_MS 2000
 #define TICK_MAX_MS 1000
+/* Input a paused connection keeps on epoll: 4 buffers and one TLS record. */
+#define EPOLL_UNREAD_MAX(cfg) (4 * (size_t)(cfg)->recv_buffer_size + 16384 + 2048)
+/* Returning memory after a burst: glibc keeps freed chunks of the arenas
+ * (fragmented by long-lived neighbours) mapped, so RSS would stay at the
+ * burst's peak. Trimmed at most once a second, once the open connections
+ * fell by this many since the high-water mark. */
+#define TRIM_DROP 256u
+#define TRIM_EVERY_MS 1000
 
 void mtls_worker_io_params(const struct mtls_config *cfg, struct mtls_io_params *p)
 {
@@ -59,8 +68,13 @@ int mtls_worker_init(struct mtls_worker *w, unsigned id, const struct mtls_confi
     env->metrics = &w->metrics;
     env->max_lifetime_ms = cfg->conn.max_conn_lifetime_ms;
     /* Input kept while paused: what a multishot receive had already taken
-     * before its cancellation landed (config.c derives the bound). */
+     * before its cancellation landed (config.c derives the bound). epoll
+     * stops reading at once: only the rest of the buffer being parsed is
+     * kept, so a few buffers bound it. */
     env->in_left_max = cfg->conn.max_unread;
+    if (io == MTLS_IO_EPOLL && env->in_left_max > EPOLL_UNREAD_MAX(cfg))
+        env->in_left_max = EPOLL_UNREAD_MAX(cfg);
+    env->kept_max = cfg->conn.buffer_budget;
     if (mtls_conn_env_init(env) < 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -114,6 +128,23 @@ static void begin_stop(void *arg)
     mtls_conn_drain_all(&w->conns);
 }
 
+/* After a burst closed, give freed memory back to the system (malloc_trim
+ * also releases free pages in the middle of every arena, not only the
+ * top). Costs a walk of the free lists, so only after a large drop. */
+static void maybe_trim(struct mtls_worker *w)
+{
+    unsigned open = w->conns.nopen;
+    uint64_t now = mtls_io_now_ms(&w->io);
+
+    if (open > w->open_peak)
+        w->open_peak = open;
+    if (w->open_peak - open < TRIM_DROP || now - w->trim_ms < TRIM_EVERY_MS)
+        return;
+    malloc_trim(0);
+    w->trim_ms = now;
+    w->open_peak = open;
+}
+
 static void *worker_main(void *arg)
 {
     struct mtls_worker *w = arg;
@@ -141,6 +172,7 @@ static void *worker_main(void *arg)
         }
         if (w->conns.alog.len)
             mtls_access_log_flush(&w->conns.alog);
+        maybe_trim(w);
         if (w->stopping) {
             if (w->conns.nopen == 0)
                 break;

@@ -80,6 +80,7 @@ struct mtls_proxy_settings {
 struct mtls_conn_settings {
     unsigned max_conn_lifetime_ms; /* 0: unbounded */
     size_t max_unread;         /* ciphertext kept while paused (derived) */
+    size_t buffer_budget;      /* per worker: input and output kept by connections */
 };
 
 struct mtls_config {

@@ -36,10 +36,12 @@ struct mtls_conn_env {
     struct mtls_metrics *metrics;
     uint64_t max_lifetime_ms;      /* --max-conn-lifetime; 0: unbounded */
     size_t in_left_max;            /* input kept while paused */
+    size_t kept_max;               /* --buffer-budget */
     bool stopping;                 /* graceful stop: answers say close */
 
     struct mtls_list all;          /* every connection not yet freed */
     unsigned nopen;                /* open (not closed) connections */
+    size_t kept;                   /* buffers the open connections keep */
     uint8_t *plain;                /* scratch: decrypted bytes */
     size_t plain_cap;
     struct mtls_buf resp;          /* scratch: response being framed */
@@ -60,6 +62,7 @@ struct mtls_conn {
     size_t unsolicited;    /* bytes TLS wrote by itself since the last answer */
     bool first_seen;       /* the first bytes were checked for plain HTTP */
     uint64_t born_ms;
+    size_t kept;                   /* its share of env->kept */
     struct mtls_link all_link;     /* in env->all */
     struct mtls_tls *tls;         /* private to the TLS part: tls.h */
     struct mtls_http http;

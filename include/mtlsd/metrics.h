@@ -25,6 +25,7 @@
     X(plain_http, "connections that sent plain HTTP to the TLS port (answered 400)") \
     X(handshake_timeouts, "connections closed by --handshake-timeout") \
     X(idle_timeouts, "connections closed by --idle-timeout") \
+    X(buffer_budget_closes, "connections closed keeping the most of a worker over --buffer-budget") \
     X(requests, "HTTP requests answered") \
     X(bad_requests, "requests refused with 4xx before routing (400, 413, 414, 431)") \
     X(forbidden, "requests answered 403: no verified or authorized identity") \

@@ -26,6 +26,8 @@ struct mtls_worker {
     bool stopping;
     uint64_t stop_deadline_ms;
     struct mtls_metrics metrics;
+    unsigned open_peak;              /* most open connections since the last trim */
+    uint64_t trim_ms;                /* when memory was last given back */
     int exit_code;
 };
 
