@@ -198,6 +198,14 @@ int main(void)
                "3\r\nabc\r\n0\r\n\n", 0, 400);
     each_split("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
                "3\r\nabc\r\n0\r\nT: 1\n\r\n", 0, 400);
+    each_split("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+               "3;a=b\nabc\r\n0\r\n\r\n", 0, 400);
+    each_split("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+               "3\rXabc\r\n0\r\n\r\n", 0, 400);
+    each_split("GET / HTTP/1.1\rHost: a\r\n\r\n", 0, 400);    /* bare CR */
+    /* strict mode: the target is ASCII without TAB (RFC 9112 3.2) */
+    each_split("GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", 0, 400);
+    each_split("GET /a\tb HTTP/1.1\r\nHost: a\r\n\r\n", 0, 400);
     /* trailers and chunk data holding LF are fine; the next request follows */
     each_split("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
                "3\r\na\n\n\r\n0\r\nT: 1\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 2, 0);
