@@ -1,5 +1,6 @@
 /* http.c: llhttp adapter with every limit enforced as bytes arrive.
- * No lenient flags: a parser error is final for the connection. */
+ * No lenient flags, and llhttp is built in strict mode (CMakeLists.txt): a
+ * parser error is final for the connection. */
 #include "mtlsd/http.h"
 
 #include <pthread.h>
