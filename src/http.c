@@ -1,5 +1,6 @@
 /* http.c: llhttp adapter with every limit enforced as bytes arrive.
- * No lenient flags: a parser error is final for the connection. */
+ * No lenient flags, and llhttp is built in strict mode (CMakeLists.txt): a
+ * parser error is final for the connection. */
 #include "mtlsd/http.h"
 
 #include <pthread.h>
@@ -135,6 +136,18 @@ static int on_body(llhttp_t *p, const char *at, size_t n)
     return 0;
 }
 
+/* The last chunk's size line: what follows (trailers, the final CRLF) is
+ * line-framed like a head, so it gets the same line-end checks. */
+static int on_chunk_header(llhttp_t *p)
+{
+    struct mtls_http *h = HTTP_FROM_PARSER(p);
+
+    if (p->content_length != 0)
+        return 0;
+    h->trailers_paused = true;
+    return HPE_PAUSED;
+}
+
 static int on_message_complete(llhttp_t *p)
 {
     struct mtls_http *h = HTTP_FROM_PARSER(p);
@@ -143,7 +156,6 @@ static int on_message_complete(llhttp_t *p)
     h->complete = true;
     h->in_message = false;
     h->in_headers = true; /* the next bytes are the next request's head */
-    h->last_lf = false;
     return HPE_PAUSED; /* one request at a time: answers stay in order */
 }
 
@@ -160,6 +172,7 @@ static void settings_init(void)
     settings.on_header_value_complete = on_header_value_complete;
     settings.on_headers_complete = on_headers_complete;
     settings.on_body = on_body;
+    settings.on_chunk_header = on_chunk_header;
     settings.on_message_complete = on_message_complete;
 }
 
@@ -229,13 +242,17 @@ static int fill(struct mtls_http *h, struct mtls_http_request *req)
     return 0;
 }
 
-/* Looks for LF followed by SP or HTAB in header bytes, across reads. */
-static bool has_fold(struct mtls_http *h, const char *p, const char *end)
+/* Looks, across reads, for LF followed by SP or HTAB (obs-fold) and for
+ * LF without CR before it (bare LF) in head or trailer bytes. */
+static bool bad_line_end(struct mtls_http *h, const char *p, const char *end)
 {
     for (; p < end; p++) {
         if (h->last_lf && (*p == ' ' || *p == '\t'))
             return true;
+        if (*p == '\n' && !h->last_cr)
+            return true;
         h->last_lf = *p == '\n';
+        h->last_cr = *p == '\r';
     }
     return false;
 }
@@ -276,8 +293,10 @@ enum mtls_http_result mtls_http_parse(struct mtls_http *h, const uint8_t *data, 
         /* llhttp 8 accepts obs-fold (a header line continued by a line
          * starting with SP or HTAB) and hands the pieces over as one value.
          * Proxies disagree on unfolding, so a folded Transfer-Encoding or
-         * Content-Length is a smuggling vector: refuse it (RFC 9112 5.2). */
-        if (in_headers && pos && has_fold(h, start, pos)) {
+         * Content-Length is a smuggling vector: refuse it (RFC 9112 5.2).
+         * It also takes a bare LF after the request line and as the empty
+         * line; peers that split lines differently disagree on framing. */
+        if (in_headers && pos && bad_line_end(h, start, pos)) {
             *consumed = len;
             *status = 400;
             return MTLS_HTTP_ERROR;
@@ -294,6 +313,15 @@ enum mtls_http_result mtls_http_parse(struct mtls_http *h, const uint8_t *data, 
             }
             return MTLS_HTTP_HEAD;
         }
+        if (err == HPE_PAUSED && h->trailers_paused) {
+            h->trailers_paused = false;
+            h->in_headers = true;
+            h->last_lf = false;
+            h->last_cr = false;
+            llhttp_resume(&h->parser);
+            start = pos;
+            continue;
+        }
         break;
     }
     if (err == HPE_OK) {
@@ -302,6 +330,9 @@ enum mtls_http_result mtls_http_parse(struct mtls_http *h, const uint8_t *data, 
     }
     if (err == HPE_PAUSED && h->complete) {
         *consumed = (size_t)(pos - (const char *)data);
+        /* Only now: the bytes up to here (trailers) were checked above. */
+        h->last_lf = false;
+        h->last_cr = false;
         llhttp_resume(&h->parser);
         if (fill(h, req) < 0) {
             *status = 500;

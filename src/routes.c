@@ -9,13 +9,47 @@
 #include <string.h>
 #include <time.h>
 
+/* Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlongs,
+ * no surrogates, nothing past U+10FFFF), 0 if there is none. */
+static size_t utf8_len(const unsigned char *s)
+{
+    size_t n;
+    unsigned lo = 0x80, hi = 0xbf;
+
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        n = 2;
+    else if (s[0] >= 0xe0 && s[0] <= 0xef)
+        n = 3;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+        n = 4;
+    else
+        return 0;
+    if (s[0] == 0xe0)
+        lo = 0xa0; /* overlong */
+    else if (s[0] == 0xed)
+        hi = 0x9f; /* surrogates */
+    else if (s[0] == 0xf0)
+        lo = 0x90; /* overlong */
+    else if (s[0] == 0xf4)
+        hi = 0x8f; /* past U+10FFFF */
+    for (size_t i = 1; i < n; i++, lo = 0x80, hi = 0xbf)
+        if (s[i] < lo || s[i] > hi) /* a NUL ends the string here too */
+            return 0;
+    return n;
+}
+
+/* Certificate strings are bytes as the CA wrote them: JSON must be UTF-8,
+ * so each byte that is not part of a well-formed sequence becomes U+FFFD. */
 static void json_str(struct mtls_buf *b, const char *s)
 {
     char esc[8];
 
     mtls_buf_append(b, "\"", 1);
-    for (; *s; s++) {
+    while (*s) {
         unsigned char c = (unsigned char)*s;
+        size_t n = utf8_len((const unsigned char *)s);
         if (c == '"' || c == '\\') {
             esc[0] = '\\';
             esc[1] = (char)c;
@@ -23,9 +57,13 @@ static void json_str(struct mtls_buf *b, const char *s)
         } else if (c < 0x20 || c == 0x7f) {
             snprintf(esc, sizeof(esc), "\\u%04x", c);
             mtls_buf_append(b, esc, 6);
+        } else if (n == 0) {
+            mtls_buf_append(b, "\\ufffd", 6);
+            n = 1;
         } else {
-            mtls_buf_append(b, s, 1);
+            mtls_buf_append(b, s, n);
         }
+        s += n;
     }
     mtls_buf_append(b, "\"", 1);
 }

@@ -129,6 +129,8 @@ static void head_and_body(size_t step)
     CHECK(strcmp(o.fields[0], "Host=a|X-Two=2|x-two=second|Empty=|Transfer-Encoding=chunked|") == 0);
 }
 
+#define CHUNKED "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+
 int main(void)
 {
     struct outcome o;
@@ -183,6 +185,24 @@ int main(void)
     each_split("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"
                "abcd", 0, 400);
     each_split("GET / HTTP/1.1\nHost: a\n\n", 0, 400);          /* bare LF */
+    each_split("GET / HTTP/1.1\nHost: a\r\n\r\n", 0, 400);      /* after the request line */
+    each_split("GET / HTTP/1.1\r\nHost: a\r\n\n", 0, 400);      /* as the empty line */
+    each_split("GET / HTTP/1.1\r\nHost: a\nX: b\r\n\r\n", 0, 400);
+    each_split("GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\nHost: a\r\n\r\n", 1, 400);
+    /* chunk data not followed by CRLF; bare LF in the chunked framing */
+    each_split(CHUNKED "3\r\nabcXY0\r\n\r\n", 0, 400);
+    each_split(CHUNKED "3\r\nabc\n0\r\n\r\n", 0, 400);
+    each_split(CHUNKED "3\nabc\r\n0\r\n\r\n", 0, 400);
+    each_split(CHUNKED "3\r\nabc\r\n0\r\n\n", 0, 400);
+    each_split(CHUNKED "3\r\nabc\r\n0\r\nT: 1\n\r\n", 0, 400);
+    each_split(CHUNKED "3;a=b\nabc\r\n0\r\n\r\n", 0, 400);
+    each_split(CHUNKED "3\rXabc\r\n0\r\n\r\n", 0, 400);
+    each_split("GET / HTTP/1.1\rHost: a\r\n\r\n", 0, 400);    /* bare CR */
+    /* strict mode: the target is ASCII without TAB (RFC 9112 3.2) */
+    each_split("GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", 0, 400);
+    each_split("GET /a\tb HTTP/1.1\r\nHost: a\r\n\r\n", 0, 400);
+    /* trailers and chunk data holding LF are fine; the next request follows */
+    each_split(CHUNKED "3\r\na\n\n\r\n0\r\nT: 1\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 2, 0);
     each_split("GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", 0, 400); /* obs-fold */
     each_split("GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n\tb\r\n\r\n", 0, 400);
     each_split("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n chunked\r\n\r\n"

@@ -64,6 +64,8 @@ struct mtls_http {
     bool headers_paused;       /* llhttp paused at the end of a head */
     bool resume;               /* go on after a returned head, even without input */
     bool last_lf;              /* last header byte seen was LF */
+    bool last_cr;              /* last header byte seen was CR */
+    bool trailers_paused;      /* llhttp paused at the last chunk's size line */
     unsigned header_count;
     unsigned host_count;
     size_t header_bytes;

@@ -137,8 +137,9 @@ start_mtlsd --workers 2 --client-auth present --access-log "$ALOG"
 ccurl "$(url /)" "$(url /whoami)" "$(url /nope)" >/dev/null   # one connection, 3 requests
 mcurl untrusted "$(url /)" >/dev/null
 ccurl -I "$(url /healthz)" >/dev/null
-# a quote, a backslash, a byte >= 0x80 and a %-escape in the target
-itc req --tls 1.3 --data 'GET /a"b\\c\xffd%0A?q="x" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >"$T/weird.json"
+# a quote, a backslash and a %-escape in the target (a byte >= 0x80 there is
+# a 400, see http_errors.sh; such bytes in a subject: identity_utf8.sh)
+itc req --tls 1.3 --data 'GET /a"b\\c%FFd%0A?q="x" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >"$T/weird.json"
 check_eq "weird target: answered 404" "$(jget "$(cat "$T/weird.json")" 'j["statuses"]')" "[404]"
 for ((i = 0; i < 40; i++)); do [ "$(wc -l <"$ALOG")" -ge 6 ] && break; sleep 0.05; done
 check_eq "access log: one line per request (6)" "$(wc -l <"$ALOG")" 6
@@ -156,7 +157,7 @@ l4=$(sed -n 4p "$ALOG")
 check_contains "access log line 4: unverified identity is - and 403" "$l4" '"-" "-" TLSv1.3 full GET "/" 403 '
 check_contains "access log line 5: HEAD /healthz 200" "$(sed -n 5p "$ALOG")" 'HEAD "/healthz" 200 '
 l6=$(sed -n 6p "$ALOG")
-check_contains "access log: quote, backslash and 0xff in the target escaped" "$l6" '"/a\x22b\x5cc\xffd%0A?q=\x22x\x22" 404'
+check_contains "access log: quote and backslash in the target escaped" "$l6" '"/a\x22b\x5cc%FFd%0A?q=\x22x\x22" 404'
 check_eq "access log: no raw quote inside the target field" \
     "$(awk -F'"' '{ print NF }' <<<"$l6")" 7
 # bytes counted: the 200 "Hello World!" response is more than its 12-byte body

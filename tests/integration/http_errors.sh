@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Bad input gets a clear status and a closed connection, never a crash or a
 # hang, and the server goes on serving: a table of malformed and smuggling
-# requests (400), oversize headers (431), a long URI (414), oversize bodies
-# (413). Each case is sent whole and, for the parser's sake, byte by byte.
+# requests (400: smuggling shapes, bare LF, chunk data without CRLF),
+# oversize headers (431), a long URI (414), oversize bodies (413). Each case is sent whole and, for the parser's sake, byte by byte.
 . "$(dirname "$0")/lib.sh"
 
 make_pki
@@ -21,6 +21,14 @@ cases=(
 "garbage request line|400|GARBAGE\\r\\n\\r\\n"
 "binary junk|400|\\x00\\x01\\x02\\xff\\r\\n\\r\\n"
 "bare LF line ends|400|GET / HTTP/1.1\\nHost: localhost\\n\\n"
+"bare LF after the request line|400|GET / HTTP/1.1\\n${H}\\r\\n"
+"bare LF as the empty line|400|GET / HTTP/1.1\\r\\n${H}\\n"
+"chunk data not followed by CRLF|400|POST / HTTP/1.1\\r\\n${H}Transfer-Encoding: chunked\\r\\n\\r\\n5\\r\\nhelloXY0\\r\\n\\r\\n"
+"chunk data followed by bare LF|400|POST / HTTP/1.1\\r\\n${H}Transfer-Encoding: chunked\\r\\n\\r\\n5\\r\\nhello\\n0\\r\\n\\r\\n"
+"bare CR after the request line|400|GET / HTTP/1.1\\r${H}\\r\\n"
+"byte >= 0x80 in the target|400|GET /caf\\xc3\\xa9 HTTP/1.1\\r\\n${H}\\r\\n"
+"TAB in the target|400|GET /a\\tb HTTP/1.1\\r\\n${H}\\r\\n"
+"bare LF ending the trailers|400|POST / HTTP/1.1\\r\\n${H}Transfer-Encoding: chunked\\r\\n\\r\\n5\\r\\nhello\\r\\n0\\r\\n\\n"
 "CL + TE (smuggling)|400|POST / HTTP/1.1\\r\\n${H}Content-Length: 5\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n0\\r\\n\\r\\n"
 "TE + CL (smuggling)|400|POST / HTTP/1.1\\r\\n${H}Transfer-Encoding: chunked\\r\\nContent-Length: 5\\r\\n\\r\\n0\\r\\n\\r\\n"
 "duplicate Content-Length|400|POST / HTTP/1.1\\r\\n${H}Content-Length: 1\\r\\nContent-Length: 2\\r\\n\\r\\nab"
