@@ -102,7 +102,7 @@ done > "$T/ku-req.in"
 (while IFS= read -r l; do
     if [ "$l" = K ]; then echo K; sleep 0.005; else sleep 0.2; printf '%s\n' "$l"; sleep 0.2; fi
 done <"$T/ku-req.in"
-    sleep "$(slow 2)") |
+    sleep "$(slow 5)") | # the last answer may come late on a busy machine
     timeout "$(slow 60)" openssl s_client -crlf -connect "127.0.0.1:$PORT" -servername localhost \
         -CAfile "$PKI/ca.crt" -cert "$PKI/client.crt" -key "$PKI/client.key" -tls1_3 \
         >"$T/ku-req.out" 2>&1
