@@ -102,12 +102,12 @@ done > "$T/ku-req.in"
 (while IFS= read -r l; do
     if [ "$l" = K ]; then echo K; sleep 0.005; else sleep 0.2; printf '%s\n' "$l"; sleep 0.2; fi
 done <"$T/ku-req.in"
-    sleep "$(slow 5)") | # the last answer may come late on a busy machine
+    sleep "$(slow 2)") |
     timeout "$(slow 60)" openssl s_client -crlf -connect "127.0.0.1:$PORT" -servername localhost \
         -CAfile "$PKI/ca.crt" -cert "$PKI/client.crt" -key "$PKI/client.key" -tls1_3 \
         >"$T/ku-req.out" 2>&1
 check_eq "3 x (100 KeyUpdates + a request) on one connection: 3 answers" \
-    "$(grep -c '^HTTP/1.1 200' "$T/ku-req.out")" 3
+    "$(grep -ao 'HTTP/1.1 200' "$T/ku-req.out" | wc -l)" 3 # s_client may print it after "read R BLOCK" on one line
 # (s_client sends one KeyUpdate per read of its input: a few lines merge)
 check_range "... with more KeyUpdates than one connection may send without requests" \
     "$(grep -c KEYUPDATE "$T/ku-req.out")" 160 300
