@@ -60,6 +60,16 @@ class BadRequest(Exception):
     pass
 
 
+
+# ?malformed=NAME: answers a proxy must refuse (502), then the connection closes.
+MALFORMED = {
+    "status": b"HTTP/1.1 2x0 Nope\r\nContent-Length: 0\r\n\r\n",
+    "cl-te": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+             b"5\r\nhello\r\n0\r\n\r\n",
+    "two-cl": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+    "header": b"HTTP/1.1 200 OK\r\nno colon here\r\nContent-Length: 0\r\n\r\n",
+}
+
 async def read_head(reader):
     try:
         head = await reader.readuntil(b"\r\n\r\n")
@@ -188,20 +198,8 @@ async def handle(reader, writer):
             client_close = any(k.lower() == "connection" and "close" in v.lower() for k, v in headers)
             if malformed == "close":
                 break
-            if malformed == "status":
-                writer.write(b"HTTP/1.1 2x0 Nope\r\nContent-Length: 0\r\n\r\n")
-                await writer.drain()
-                break
-            if malformed == "cl-te":
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
-                await writer.drain()
-                break
-            if malformed == "two-cl":
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!")
-                await writer.drain()
-                break
-            if malformed == "header":
-                writer.write(b"HTTP/1.1 200 OK\r\nno colon here\r\nContent-Length: 0\r\n\r\n")
+            if malformed in MALFORMED:
+                writer.write(MALFORMED[malformed])
                 await writer.drain()
                 break
             if url.path == "/_stats":
