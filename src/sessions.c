@@ -10,22 +10,23 @@
  * Each entry holds the session serialized by wolfSSL (wolfSSL_i2d_SSL_SESSION:
  * master secret, suite, version) next to the identity record of the full
  * handshake that created it, so no wolfSSL object is shared between threads.
- * The table is direct-mapped (--session-cache N slots; an insert replaces
- * whatever hashed to its slot: bounded memory, O(1), no LRU list to lock) and
- * sharded into 64 mutexes: session-ID resumption is the rare, legacy path, so
- * a short critical section (a memcpy) is cheaper than anything lock-free.
+ * The table is the shared bounded one (shardmap.c): --session-cache N entries
+ * over 64 locked shards, the least recently used session of a full shard
+ * evicted to make room (before, an insert replaced whatever hashed to its
+ * slot, so two live sessions could evict each other while the table was
+ * nearly empty). Session-ID resumption is the rare, legacy path, so a short
+ * critical section (a memcpy) is cheaper than anything lock-free.
  * Secrets are zeroed when an entry is replaced or dropped. */
 #include "mtlsd/sessions.h"
 #include "mtlsd/identity.h"
 #include "mtlsd/log.h"
 #include "mtlsd/metrics.h"
+#include "mtlsd/shardmap.h"
 #include "mtlsd/tickets.h"
 #include "mtlsd/tls_internal.h"
 #include "mtlsd/verify.h"
 #include "mtlsd/wolfssl_internal.h"
 
-#include <pthread.h>
-#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -33,46 +34,56 @@
 #if defined(HAVE_EXT_CACHE) && defined(MTLSD_HAVE_WOLFSSL_INTERNAL)
 
 #define SHARDS 64
-#define ID_MAX 32
+#define ID_MAX MTLS_SHARDMAP_KEY_MAX /* SSL_MAX_SSL_SESSION_ID_LENGTH */
 /* A serialized TLS 1.2 session without a ticket is about 120 bytes; an
  * identity at most about 1 KB (the same bound as in tickets). */
 #define BLOB_MAX 512
 #define IDENT_MAX 4096 /* with the presented chain kept for the proxy (compressed) */
 
-struct entry {
-    uint8_t id[ID_MAX];
-    uint8_t id_len;          /* 0: empty */
-    uint16_t blob_len, ident_len;
+struct value {
     uint64_t trust;          /* mtls_verify_trust_id() it was verified under */
     int64_t auth_time;
     int64_t not_after;
+    uint16_t blob_len, ident_len;
     uint8_t *data;           /* blob | identity, one allocation */
 };
 
-static struct {
-    pthread_mutex_t lock;
-} shards[SHARDS];
-static struct entry *slots;
-static unsigned n_slots;
+/* A hit copied out under the shard lock, or why the entry was refused. */
+struct lookup {
+    int reason;
+    uint64_t trust;
+    int64_t auth_time;
+    size_t blob_len, ident_len;
+    uint8_t buf[BLOB_MAX + IDENT_MAX];
+};
 
-static uint64_t slot_hash(const uint8_t *id, unsigned len)
+static struct mtls_shardmap *table;
+
+static void on_drop(void *value)
 {
-    /* FNV-1a: IDs are random when we issued them; a client sending chosen
-     * IDs can only make its own lookups miss. */
-    uint64_t h = 1469598103934665603ull;
+    struct value *v = value;
 
-    for (unsigned i = 0; i < len; i++)
-        h = (h ^ id[i]) * 1099511628211ull;
-    return h;
+    if (v->data) {
+        explicit_bzero(v->data, (size_t)v->blob_len + v->ident_len);
+        free(v->data);
+    }
+    explicit_bzero(v, sizeof(*v));
 }
 
-static void entry_clear(struct entry *e)
+static enum mtls_shardmap_visit on_visit(void *value, void *ctx)
 {
-    if (e->data) {
-        explicit_bzero(e->data, (size_t)e->blob_len + e->ident_len);
-        free(e->data);
-    }
-    memset(e, 0, sizeof(*e));
+    struct value *v = value;
+    struct lookup *l = ctx;
+
+    l->reason = mtls_resume_check(v->trust, v->auth_time, v->not_after);
+    if (l->reason != MTLS_REFUSE_NONE)
+        return MTLS_SHARDMAP_DROP; /* it will never resume again */
+    l->blob_len = v->blob_len;
+    l->ident_len = v->ident_len;
+    memcpy(l->buf, v->data, l->blob_len + l->ident_len);
+    l->trust = v->trust;
+    l->auth_time = v->auth_time;
+    return MTLS_SHARDMAP_KEEP;
 }
 
 static int on_new_session(WOLFSSL *ssl, WOLFSSL_SESSION *sess)
@@ -84,8 +95,7 @@ static int on_new_session(WOLFSSL *ssl, WOLFSSL_SESSION *sess)
     uint8_t *data, *p;
     long in;
     int bn;
-    struct entry *e;
-    uint64_t h;
+    struct value v;
 
     /* Only TLS 1.2 sessions of a full handshake with a verified identity:
      * wolfSSL also calls this for every TLS 1.3 ticket. */
@@ -118,19 +128,13 @@ static int on_new_session(WOLFSSL *ssl, WOLFSSL_SESSION *sess)
     }
     memcpy(data + bn, ident, (size_t)in);
 
-    h = slot_hash(id, id_len);
-    e = &slots[h % n_slots];
-    pthread_mutex_lock(&shards[(h % n_slots) % SHARDS].lock);
-    entry_clear(e);
-    memcpy(e->id, id, id_len);
-    e->id_len = (uint8_t)id_len;
-    e->blob_len = (uint16_t)bn;
-    e->ident_len = (uint16_t)in;
-    e->trust = t->trust_id;
-    e->auth_time = (int64_t)time(NULL);
-    e->not_after = mtls_identity_end(t->identity);
-    e->data = data;
-    pthread_mutex_unlock(&shards[(h % n_slots) % SHARDS].lock);
+    v.trust = t->trust_id;
+    v.auth_time = (int64_t)time(NULL);
+    v.not_after = mtls_identity_end(t->identity);
+    v.blob_len = (uint16_t)bn;
+    v.ident_len = (uint16_t)in;
+    v.data = data;
+    mtls_shardmap_put(table, mtls_shardmap_hash(id, id_len), id, id_len, &v);
     return 0; /* we keep a copy, not wolfSSL's object */
 }
 
@@ -138,48 +142,26 @@ static WOLFSSL_SESSION *on_get_session(WOLFSSL *ssl, const unsigned char *id, in
                                        int *copy)
 {
     struct mtls_tls *t = wolfSSL_GetIOReadCtx(ssl);
-    uint8_t buf[BLOB_MAX + IDENT_MAX];
+    struct lookup l;
     struct mtls_identity *ident = NULL;
     WOLFSSL_SESSION *sess = NULL;
     const unsigned char *p;
-    struct entry *e;
-    uint64_t h, gen = 0;
-    int64_t auth = 0;
-    size_t bn = 0, in = 0;
-    int reason = MTLS_REFUSE_NONE;
-    bool found = false;
-    unsigned slot;
+    int found;
 
     *copy = 0; /* wolfSSL frees what we return after copying it */
-    if (!t || len <= 0 || len > ID_MAX || !slots)
+    if (!t || len <= 0 || len > ID_MAX || !table)
         return NULL;
-    h = slot_hash(id, (unsigned)len);
-    slot = (unsigned)(h % n_slots);
-    e = &slots[slot];
-    pthread_mutex_lock(&shards[slot % SHARDS].lock);
-    if (e->id_len == (uint8_t)len && memcmp(e->id, id, (size_t)len) == 0) {
-        found = true;
-        reason = mtls_resume_check(e->trust, e->auth_time, e->not_after);
-        if (reason != MTLS_REFUSE_NONE) {
-            entry_clear(e); /* it will never resume again */
-        } else {
-            bn = e->blob_len;
-            in = e->ident_len;
-            memcpy(buf, e->data, bn + in);
-            gen = e->trust;
-            auth = e->auth_time;
-        }
+    found = mtls_shardmap_get(table, mtls_shardmap_hash(id, (size_t)len), id, (size_t)len,
+                              on_visit, &l);
+    if (found == 0)
+        return NULL; /* an ordinary miss (or a ticket client's random ID) */
+    if (found < 0) {
+        mtls_resume_count_refusal(t, l.reason);
+        return NULL;
     }
-    pthread_mutex_unlock(&shards[slot % SHARDS].lock);
-    if (!found)
-        goto out; /* an ordinary miss (or a ticket client's random ID) */
-    if (reason != MTLS_REFUSE_NONE) {
-        mtls_resume_count_refusal(t, reason);
-        goto out;
-    }
-    ident = mtls_identity_deserialize(buf + bn, in);
-    p = buf;
-    if (!ident || !(sess = wolfSSL_d2i_SSL_SESSION(NULL, &p, (long)bn))) {
+    ident = mtls_identity_deserialize(l.buf + l.blob_len, l.ident_len);
+    p = l.buf;
+    if (!ident || !(sess = wolfSSL_d2i_SSL_SESSION(NULL, &p, (long)l.blob_len))) {
         mtls_resume_count_refusal(t, MTLS_REFUSE_BAD);
         mtls_identity_free(ident);
         goto out;
@@ -187,11 +169,11 @@ static WOLFSSL_SESSION *on_get_session(WOLFSSL *ssl, const unsigned char *id, in
     /* Kept apart until the handshake ends, like a ticket's identity. */
     mtls_identity_free(t->ticket_identity);
     t->ticket_identity = ident;
-    t->ticket_trust = gen;
-    t->ticket_auth_time = auth;
+    t->ticket_trust = l.trust;
+    t->ticket_auth_time = l.auth_time;
     t->ticket_kind = MTLS_RESUME_TLS12_SESSION_ID;
 out:
-    explicit_bzero(buf, sizeof(buf));
+    explicit_bzero(l.buf, l.blob_len + l.ident_len);
     return sess;
 }
 
@@ -202,15 +184,12 @@ int mtls_sessions_setup(WOLFSSL_CTX *ctx, const struct mtls_resume_settings *cfg
         wolfSSL_CTX_set_session_cache_mode(ctx, WOLFSSL_SESS_CACHE_OFF);
         return 0;
     }
-    if (!slots) {
-        slots = calloc(cfg->session_cache, sizeof(*slots));
-        if (!slots) {
+    if (!table) {
+        table = mtls_shardmap_create(cfg->session_cache, SHARDS, sizeof(struct value), on_drop);
+        if (!table) {
             snprintf(err, errlen, "--session-cache %u: out of memory", cfg->session_cache);
             return -1;
         }
-        n_slots = cfg->session_cache;
-        for (unsigned i = 0; i < SHARDS; i++)
-            pthread_mutex_init(&shards[i].lock, NULL);
     }
     wolfSSL_CTX_set_session_cache_mode(ctx, WOLFSSL_SESS_CACHE_SERVER |
                                                 WOLFSSL_SESS_CACHE_NO_INTERNAL_STORE |
@@ -222,15 +201,8 @@ int mtls_sessions_setup(WOLFSSL_CTX *ctx, const struct mtls_resume_settings *cfg
 
 void mtls_sessions_shutdown(void)
 {
-    if (!slots)
-        return;
-    for (unsigned i = 0; i < n_slots; i++)
-        entry_clear(&slots[i]);
-    free(slots);
-    slots = NULL;
-    n_slots = 0;
-    for (unsigned i = 0; i < SHARDS; i++)
-        pthread_mutex_destroy(&shards[i].lock);
+    mtls_shardmap_destroy(table);
+    table = NULL;
 }
 
 #else /* no external cache or no internal.h: no session-ID resumption */

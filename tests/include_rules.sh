@@ -45,6 +45,9 @@ rules() {
     never src/conn.c include/mtlsd/conn.h -- 'liburing\.h|sys/epoll\.h|mtlsd/(ring|io_backend|worker)\.h'
     # verify returns a result; only the TLS part writes a connection's TLS state
     never src/verify.c include/mtlsd/verify.h -- 'mtlsd/tls(_internal)?\.h'
+    # the shared table is generic: its users own the policy
+    only 'mtlsd/shardmap\.h' src/shardmap.c src/vcache.c src/sessions.c
+    never src/shardmap.c include/mtlsd/shardmap.h -- 'wolfssl|mtlsd/(identity|metrics|log|config|tls|verify|vcache|sessions)'
 }
 # -----------------------------------------------------------------------------
 
