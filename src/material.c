@@ -3,6 +3,7 @@
  * has no CRL nextUpdate accessor): only the fields needed here are read,
  * and a file that does not parse is refused like a bad reload. */
 #include "mtlsd/material.h"
+#include "mtlsd/identity_x509.h"
 #include "mtlsd/log.h"
 #include "mtlsd/verify.h"
 #include "mtlsd/wolfssl.h"

@@ -37,7 +37,8 @@ rules() {
         include/mtlsd/verify.h include/mtlsd/tickets.h include/mtlsd/sessions.h \
         include/mtlsd/identity_x509.h
     # the identity type is plain data; only its builder sees a certificate
-    only 'mtlsd/identity_x509\.h' src/identity.c src/verify.c
+    # (and material.c, for the dates of certificates and CRLs it reloads)
+    only 'mtlsd/identity_x509\.h' src/identity.c src/verify.c src/material.c
     only 'mtlsd/wolfssl_internal\.h' $TLS_PART
     only 'mtlsd/tls_internal\.h' $TLS_PART
     never $NO_TRANSPORT -- 'wolfssl|liburing\.h|sys/epoll\.h|mtlsd/(worker|conn|ring|io|tls|server)\.h'

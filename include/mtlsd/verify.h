@@ -53,11 +53,6 @@ void mtls_verify_snapshot(uint64_t *generation, uint64_t *id);
  * tickets record (tickets.c). */
 uint64_t mtls_verify_trust_id(void);
 
-
-/* ASN.1 UTCTime or GeneralizedTime, with or without its tag and length,
- * to time_t; -1 when malformed (material.c reads dates with it too). */
-time_t mtls_asn1_time(const uint8_t *p, int len);
-
 /* Reads one DER tag and length at p (< end): the value's start, or NULL when
  * it does not fit. */
 const uint8_t *mtls_der_item(const uint8_t *p, const uint8_t *end, uint8_t *tag, size_t *len);
