@@ -75,6 +75,34 @@ def recv_some(s, n=65536):
         return b""
 
 
+def read_until(s, res, limit, quiet, recv, more=lambda b: False, done=lambda b: False):
+    """The one receive loop: reads with `recv` until the peer closes
+    (res["closed"], and res["recv_error"] on an error), `limit` seconds
+    pass, done(bytes so far) holds, or `quiet` seconds pass without data
+    while more(bytes so far) does not ask to keep waiting."""
+    s.settimeout(quiet)
+    buf = b""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            d = recv(s)
+        except (socket.timeout, TimeoutError):
+            if more(buf):
+                continue
+            break
+        except OSError as e:
+            res["recv_error"] = str(e)
+            res["closed"] = True
+            break
+        if not d:
+            res["closed"] = True
+            break
+        buf += d
+        if done(buf):
+            break
+    return buf
+
+
 def parse_responses(buf, head_only, heads=()):
     out = []
     i = 0
@@ -126,7 +154,6 @@ def cmd_req(a):
             res["handshake"] = "failed: %s" % e
             return res
     data = decode_data(a)
-    buf = b""
     try:
         if a.chunk > 0:
             for k in range(0, len(data), a.chunk):
@@ -141,27 +168,16 @@ def cmd_req(a):
     except OSError as e:
         res["send_error"] = str(e)
     t_sent = time.monotonic()
-    s.settimeout(a.quiet)
-    deadline = time.monotonic() + a.timeout
     want = a.expect
-    while time.monotonic() < deadline:
-        try:
-            d = recv_some(s)
-        except (socket.timeout, TimeoutError):
-            if want and len(parse_responses(buf, a.head, a.heads)) < want:
-                continue  # still waiting for the responses we expect
-            break
-        except OSError as e:
-            res["recv_error"] = str(e)
-            res["closed"] = True
-            break
-        if not d:
-            res["closed"] = True
-            break
-        buf += d
-        if a.stop and want and len([r for r in parse_responses(buf, a.head, a.heads)
-                                    if "partial" not in r and not r.get("truncated")]) >= want:
-            break
+
+    def complete(b):
+        return len([r for r in parse_responses(b, a.head, a.heads)
+                    if "partial" not in r and not r.get("truncated")])
+
+    buf = read_until(s, res, a.timeout, a.quiet, recv_some,
+                     # quiet, but still waiting for the responses we expect
+                     more=lambda b: bool(want) and len(parse_responses(b, a.head, a.heads)) < want,
+                     done=lambda b: a.stop and bool(want) and complete(b) >= want)
     res["elapsed_after_send"] = round(time.monotonic() - t_sent, 3)
     res["elapsed"] = round(time.monotonic() - t0, 3)
     res["raw_len"] = len(buf)
@@ -203,21 +219,8 @@ def cmd_stall(a):
         s.sendall(sent)
     res["sent"] = len(sent)
     t0 = time.monotonic()
-    s.settimeout(0.05)
-    got = b""
-    while time.monotonic() - t0 < a.max_wait:
-        try:
-            d = s.recv(65536)
-        except (socket.timeout, TimeoutError):
-            continue
-        except OSError as e:
-            res["recv_error"] = str(e)
-            res["closed"] = True
-            break
-        if not d:
-            res["closed"] = True
-            break
-        got += d
+    # raw reads: a reset is reported (recv_error), not taken for a close
+    got = read_until(s, res, a.max_wait, 0.05, lambda c: c.recv(65536), more=lambda b: True)
     res["elapsed"] = round(time.monotonic() - t0, 3)
     res["received"] = len(got)
     res["received_head"] = got[:64].decode("latin-1")
