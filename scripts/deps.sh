@@ -21,8 +21,10 @@ PKGS_run=(build-essential cmake pkg-config dpkg-dev autoconf automake libtool
 # tests/integration/load_tools.sh; strace checks that bad flags open no socket).
 PKGS_test=(gnutls-bin python3 wrk libssl-dev strace python3-yaml nodejs npm
            golang-go default-jdk-headless python3-requests)
-# bench: the servers bench/compare measures against, and its plots.
-PKGS_bench=(wrk libssl-dev python3 nginx-light haproxy lighttpd lighttpd-mod-wolfssl gnuplot-nox)
+# bench: the servers bench/compare measures against, and its plots;
+# valgrind for bench/cache-cost's instruction counts.
+PKGS_bench=(wrk libssl-dev python3 nginx-light haproxy lighttpd lighttpd-mod-wolfssl gnuplot-nox
+            valgrind)
 
 PKGS=("${PKGS_run[@]}")
 for group in "$@"; do
