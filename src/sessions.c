@@ -34,7 +34,8 @@
 #if defined(HAVE_EXT_CACHE) && defined(MTLSD_HAVE_WOLFSSL_INTERNAL)
 
 #define SHARDS 64
-#define ID_MAX MTLS_SHARDMAP_KEY_MAX /* SSL_MAX_SSL_SESSION_ID_LENGTH */
+#define ID_MAX 32 /* a TLS session ID (RFC 5246 7.4.1.2) */
+_Static_assert(ID_MAX <= MTLS_SHARDMAP_KEY_MAX, "a session ID is the table's key");
 /* A serialized TLS 1.2 session without a ticket is about 120 bytes; an
  * identity at most about 1 KB (the same bound as in tickets). */
 #define BLOB_MAX 512

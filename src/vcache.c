@@ -12,6 +12,7 @@
 #include <string.h>
 
 #define SHARDS 64
+_Static_assert(MTLS_SHARDMAP_KEY_MAX >= 32, "a SHA-256 is the table's key");
 
 struct value {
     uint64_t generation;
