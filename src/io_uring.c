@@ -4,17 +4,17 @@
  * kernel has them (ring.c). Every SQE that names a socket holds a reference
  * until its last CQE (one without IORING_CQE_F_MORE).
  *
- * Why receives are single-shot: a multishot receive drains whatever the
- * socket holds into as many ring buffers as it finds (Linux 6.1 loops until
- * the socket is empty; later kernels 32 buffers per wake-up, several
- * wake-ups per wait) before the loop sees the first completion, so a
- * connection that pauses (its output backlog is full, or the upstream is
- * slow) went on taking buffers until its cancellation landed: 1.6 MB was
- * seen for one connection, and all of it had to be kept. With one receive
- * of one buffer in flight, a paused connection takes at most that buffer
- * after it stopped: its input is bounded by a few buffers, as on epoll
- * (worker.c), whatever the sender does. It costs one SQE per receive,
- * submitted with the batch's other SQEs in the same system call.
+ * Why receives are single-shot: a multishot receive moves whatever the
+ * socket holds into as many ring buffers as it finds, on each wake-up,
+ * before the loop sees the first completion, so a connection that paused
+ * (its output backlog full, or a slow upstream) went on taking buffers
+ * until its cancellation landed: 1.6 MB was seen for one connection on
+ * Linux 6.18, and all of it had to be kept. With one receive of one buffer
+ * in flight, a paused connection takes at most that buffer after it
+ * stopped, so its input is bounded by a few buffers as on epoll (config.c,
+ * max_unread), whatever the sender does.
+ * The cost is one SQE per receive, submitted with the batch's other SQEs
+ * in the same system call.
  */
 #include "mtlsd/io_backend.h"
 #include "mtlsd/ring.h"
