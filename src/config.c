@@ -731,12 +731,13 @@ enum mtls_config_result mtls_config_parse(struct mtls_config *cfg, int argc, cha
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         cfg->workers = cpus > 0 ? (unsigned)cpus : 1;
     }
-    /* Ciphertext a paused connection may hold on io_uring: a multishot
-     * receive keeps filling buffers until its cancellation lands, up to
-     * the whole ring (1.6 MB seen with a fast loopback sender), plus slack
-     * for one more record. epoll stops at once: the worker bounds it to a
-     * few buffers there. Both count against --buffer-budget. */
-    cfg->conn.max_unread = (size_t)cfg->recv_buffers * cfg->recv_buffer_size + 65536;
+    /* Ciphertext a paused connection may keep, on both backends: the rest
+     * of the buffer being parsed when it paused, plus (io_uring) the one
+     * receive still in flight, which takes at most one buffer (io_uring.c
+     * says why receives are single-shot); twice that and a TLS record for
+     * slack. Past it the connection is closed; all of it counts against
+     * --buffer-budget. */
+    cfg->conn.max_unread = 4 * (size_t)cfg->recv_buffer_size + 16384 + 2048;
     return MTLS_CONFIG_OK;
 }
 

@@ -570,6 +570,13 @@ static void conn_plain_http(struct mtls_conn *c)
     conn_finish(c, false);
 }
 
+/* The high-water mark of input kept while paused, for /metrics: the
+ * bound (in_left_max) is what tests check on both backends. */
+static void conn_note_kept_input(struct mtls_conn *c)
+{
+    METRIC_PEAK(c->env->metrics, paused_input_peak, c->in_left.len + c->plain_left.len);
+}
+
 /* New ciphertext from the socket. */
 static void conn_input(struct mtls_conn *c, const uint8_t *p, size_t n)
 {
@@ -579,6 +586,8 @@ static void conn_input(struct mtls_conn *c, const uint8_t *p, size_t n)
     if (c->paused) {
         if (c->in_left.len + n > c->env->in_left_max || mtls_buf_append(&c->in_left, p, n) < 0)
             mtls_conn_close(c, "input backlog over limit while paused");
+        else
+            conn_note_kept_input(c);
         conn_account(c);
         return;
     }
@@ -600,6 +609,8 @@ static void conn_input(struct mtls_conn *c, const uint8_t *p, size_t n)
         if (mtls_buf_append(&c->in_left, rest, rest_len) < 0)
             mtls_conn_close(c, "out of memory");
     }
+    if (c->paused)
+        conn_note_kept_input(c);
     mtls_tls_feed(c->tls, NULL, 0);
     conn_flush(c);
     conn_account(c);

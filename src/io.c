@@ -122,7 +122,11 @@ void mtls_io_recv_stop(struct mtls_io_sock *s)
 
 bool mtls_io_receiving(const struct mtls_io_sock *s)
 {
-    return s->flags & MTLS_IO_F_RECV_ARMED;
+    /* Armed but no longer wanted is a stop whose cancellation has not
+     * landed yet (io_uring): not receiving, so that a start after it sets
+     * RECV_WANT again and the cancelled receive is re-armed. */
+    return (s->flags & (MTLS_IO_F_RECV_ARMED | MTLS_IO_F_RECV_WANT)) ==
+           (MTLS_IO_F_RECV_ARMED | MTLS_IO_F_RECV_WANT);
 }
 
 void mtls_io_send(struct mtls_io_sock *s, const void *p, size_t n)

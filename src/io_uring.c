@@ -1,8 +1,21 @@
-/* io_uring.c: the io_uring backend. Multishot accept, multishot receive
- * into the provided-buffer ring (an idle connection holds no buffer),
- * sends of whole flights, cancellation; SINGLE_ISSUER + DEFER_TASKRUN
- * where the kernel has them (ring.c). Every SQE that names a socket holds a
- * reference until its last CQE (one without IORING_CQE_F_MORE). */
+/* io_uring.c: the io_uring backend. Multishot accept, single-shot receives
+ * into the provided-buffer ring (an idle connection holds no buffer), sends
+ * of whole flights, cancellation; SINGLE_ISSUER + DEFER_TASKRUN where the
+ * kernel has them (ring.c). Every SQE that names a socket holds a reference
+ * until its last CQE (one without IORING_CQE_F_MORE).
+ *
+ * Why receives are single-shot: a multishot receive moves whatever the
+ * socket holds into as many ring buffers as it finds, on each wake-up,
+ * before the loop sees the first completion, so a connection that paused
+ * (its output backlog full, or a slow upstream) went on taking buffers
+ * until its cancellation landed: 1.6 MB was seen for one connection on
+ * Linux 6.18, and all of it had to be kept. With one receive of one buffer
+ * in flight, a paused connection takes at most that buffer after it
+ * stopped, so its input is bounded by a few buffers as on epoll (config.c,
+ * max_unread), whatever the sender does.
+ * The cost is one SQE per receive, submitted with the batch's other SQEs
+ * in the same system call.
+ */
 #include "mtlsd/io_backend.h"
 #include "mtlsd/ring.h"
 
@@ -33,7 +46,8 @@ static unsigned pow2_at_least(unsigned v)
 static unsigned cq_entries(const struct mtls_io_params *p)
 {
     /* Every connection can have a recv and a send completion pending, plus
-     * multishot receives post several each: size the CQ for that. */
+     * a cancellation each, and the multishot accept posts several: size the
+     * CQ for that. */
     unsigned cq = pow2_at_least(p->max_conns * 4 + 1024);
     return cq > 65536 ? 65536 : cq;
 }
@@ -103,24 +117,35 @@ static void uring_wake_arm(struct mtls_io *io)
                    MTLS_OP_WAKE);
 }
 
-static void arm_recv(struct mtls_io_sock *s)
+static void arm_recv(struct mtls_io_sock *s, bool poll_first)
 {
-    mtls_ring_recv(ring_of(s->io), s->fd, s);
+    mtls_ring_recv(ring_of(s->io), s->fd, s, poll_first);
     s->flags |= MTLS_IO_F_RECV_ARMED;
     mtls_io_ref(s);
 }
 
 static void uring_recv_start(struct mtls_io_sock *s)
 {
-    /* Still armed (maybe with a cancellation on its way): the last CQE of
-     * that receive re-arms it, as RECV_WANT is set again. */
+    /* Still armed (maybe with a cancellation on its way, or its completion
+     * being delivered): that receive's CQE re-arms it, as RECV_WANT is set
+     * again. */
     if (!(s->flags & MTLS_IO_F_RECV_ARMED))
-        arm_recv(s);
+        arm_recv(s, false);
+}
+
+/* A receive whose completion is being delivered is over: cancelling it
+ * would only cost an SQE (and find nothing). */
+static bool recv_in_kernel(const struct mtls_io_sock *s)
+{
+    return (s->flags & (MTLS_IO_F_RECV_ARMED | MTLS_IO_F_RECV_ENDING)) ==
+           MTLS_IO_F_RECV_ARMED;
 }
 
 static void uring_recv_stop(struct mtls_io_sock *s)
 {
-    if (s->flags & MTLS_IO_F_RECV_ARMED)
+    /* The receive in flight may still complete with one buffer: the owner
+     * keeps it, and that is the whole overshoot of a stop. */
+    if (recv_in_kernel(s))
         mtls_ring_cancel(ring_of(s->io), s, MTLS_OP_RECV);
 }
 
@@ -132,7 +157,7 @@ static void uring_send(struct mtls_io_sock *s)
 
 static void uring_close(struct mtls_io_sock *s)
 {
-    if (s->flags & MTLS_IO_F_RECV_ARMED)
+    if (recv_in_kernel(s))
         mtls_ring_cancel(ring_of(s->io), s, MTLS_OP_RECV);
     if (s->flags & MTLS_IO_F_SENDING)
         mtls_ring_cancel(ring_of(s->io), s, MTLS_OP_SEND);
@@ -142,6 +167,10 @@ static void on_recv_cqe(struct mtls_io_sock *s, int res, unsigned flags)
 {
     struct mtls_ring *r = ring_of(s->io);
 
+    /* A single-shot receive: this is its only CQE. While it is delivered,
+     * a stop needs no cancellation and a start no new receive (it is re-armed
+     * below if the owner wants bytes by then). */
+    s->flags |= MTLS_IO_F_RECV_ENDING;
     if (res > 0) {
         unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
         mtls_io_deliver_recv(s, mtls_ring_buf(r, bid), res);
@@ -150,15 +179,14 @@ static void on_recv_cqe(struct mtls_io_sock *s, int res, unsigned flags)
     } else if (res != -ENOBUFS && res != -ECANCELED) {
         mtls_io_deliver_recv(s, NULL, res);   /* 0: EOF */
     }
-    if (flags & IORING_CQE_F_MORE)
-        return;
-    s->flags &= (uint8_t)~MTLS_IO_F_RECV_ARMED;
+    s->flags &= (uint8_t)~(MTLS_IO_F_RECV_ARMED | MTLS_IO_F_RECV_ENDING);
     /* Re-arm unless stopped on purpose. -ENOBUFS is back-pressure from the
      * buffer ring, not an error: just ask again. -ECANCELED: a stop
-     * cancelled it, but the owner may have started again since. */
+     * cancelled it, but the owner may have started again since. A short
+     * read most likely emptied the socket: wait for readiness first. */
     if (res != 0 && (s->flags & MTLS_IO_F_RECV_WANT) && !(s->flags & MTLS_IO_F_CLOSED) &&
         (res > 0 || res == -ENOBUFS || res == -ECANCELED))
-        arm_recv(s);
+        arm_recv(s, res > 0 && (unsigned)res < r->buf_size);
     mtls_io_unref(s);
 }
 

@@ -3,8 +3,8 @@
  * Ownership. Each worker has one pool (pools[worker id]): its upstream
  * connections, their timers and its keep-alive idle list. Only that worker
  * touches it, so nothing here is locked. An upstream connection is driven
- * by the worker's ring like a client connection: connect, multishot receive
- * into the worker's provided buffers (an idle pooled connection holds no
+ * by the worker's ring like a client connection: connect, receives into the
+ * worker's provided buffers (an idle pooled connection holds no
  * buffer) and one send in flight; it is freed only when no op names it.
  *
  * One request at a time per upstream connection (HTTP/1.1 without

@@ -31,7 +31,7 @@ int mtls_ring_init(struct mtls_ring *r, unsigned cq_entries, unsigned nbufs,
     memset(r, 0, sizeof(*r));
     for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
         memset(&p, 0, sizeof(p));
-        /* An explicit CQ size: multishot requests post many CQEs each. */
+        /* An explicit CQ size: the multishot accept posts many CQEs. */
         p.flags = tries[i] | IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
         p.cq_entries = cq_entries;
         ret = io_uring_queue_init_params(1024, &r->ring, &p);
@@ -145,11 +145,14 @@ void mtls_ring_accept(struct mtls_ring *r, int fd, void *owner)
     io_uring_sqe_set_data64(sqe, mtls_ud(owner, MTLS_OP_ACCEPT));
 }
 
-void mtls_ring_recv(struct mtls_ring *r, int fd, void *owner)
+void mtls_ring_recv(struct mtls_ring *r, int fd, void *owner, bool poll_first)
 {
     struct io_uring_sqe *sqe = mtls_ring_sqe(r);
 
-    io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+    /* One shot, one provided buffer: see io_uring.c for why not multishot. */
+    io_uring_prep_recv(sqe, fd, NULL, r->buf_size, 0);
+    if (poll_first)
+        sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = MTLS_RING_BGID;
     io_uring_sqe_set_data64(sqe, mtls_ud(owner, MTLS_OP_RECV));

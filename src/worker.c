@@ -26,8 +26,6 @@
 
 #define LINGER_MS 2000
 #define TICK_MAX_MS 1000
-/* Input a paused connection keeps on epoll: 4 buffers and one TLS record. */
-#define EPOLL_UNREAD_MAX(cfg) (4 * (size_t)(cfg)->recv_buffer_size + 16384 + 2048)
 /* Returning memory after a burst: glibc keeps freed chunks of the arenas
  * (fragmented by long-lived neighbours) mapped, so RSS would stay at the
  * burst's peak. Trimmed at most once a second, once the open connections
@@ -67,13 +65,9 @@ int mtls_worker_init(struct mtls_worker *w, unsigned id, const struct mtls_confi
     env->limits = cfg->http;
     env->metrics = &w->metrics;
     env->max_lifetime_ms = cfg->conn.max_conn_lifetime_ms;
-    /* Input kept while paused: what a multishot receive had already taken
-     * before its cancellation landed (config.c derives the bound). epoll
-     * stops reading at once: only the rest of the buffer being parsed is
-     * kept, so a few buffers bound it. */
+    /* Input kept while paused: a few buffers on both backends (config.c
+     * derives the bound, io_uring.c says why it holds there). */
     env->in_left_max = cfg->conn.max_unread;
-    if (io == MTLS_IO_EPOLL && env->in_left_max > EPOLL_UNREAD_MAX(cfg))
-        env->in_left_max = EPOLL_UNREAD_MAX(cfg);
     env->kept_max = cfg->conn.buffer_budget;
     if (mtls_conn_env_init(env) < 0) {
         snprintf(err, errlen, "out of memory");

@@ -66,7 +66,8 @@ struct mtls_io_sock {
 void mtls_io_attach(struct mtls_io *io, struct mtls_io_sock *s, int fd,
                     const struct mtls_io_handler *h);
 /* Receiving is on until stopped: bytes keep coming through on_recv. A stop
- * takes effect at once on epoll, after bytes already taken on io_uring. */
+ * takes effect at once on epoll; on io_uring the one receive in flight may
+ * still bring one buffer. */
 void mtls_io_recv_start(struct mtls_io_sock *s);
 void mtls_io_recv_stop(struct mtls_io_sock *s);
 bool mtls_io_receiving(const struct mtls_io_sock *s);

@@ -13,6 +13,7 @@ enum {
     MTLS_IO_F_EOF = 16,        /* epoll: read returned 0 or an error */
     MTLS_IO_F_BLOCKED = 32,    /* epoll: the flight waits for EPOLLOUT */
     MTLS_IO_F_DEFERRED = 64,   /* on the deferred list */
+    MTLS_IO_F_RECV_ENDING = 128, /* io_uring: the receive's CQE is being delivered */
 };
 
 struct mtls_io_ops {

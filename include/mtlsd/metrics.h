@@ -64,7 +64,18 @@ struct mtls_metrics {
 #define X(name, help) uint64_t name;
     MTLS_METRICS(X)
 #undef X
+    /* A high-water mark, not a counter: /metrics shows the largest over
+     * the workers (mtlsd_paused_input_peak_bytes). */
+    uint64_t paused_input_peak;
 } __attribute__((aligned(64)));
+
+/* Raises a worker's high-water mark (only its worker writes it). */
+#define METRIC_PEAK(m, field, v)                                                  \
+    do {                                                                          \
+        uint64_t v_ = (v);                                                        \
+        if (v_ > __atomic_load_n(&(m)->field, __ATOMIC_RELAXED))                  \
+            __atomic_store_n(&(m)->field, v_, __ATOMIC_RELAXED);                  \
+    } while (0)
 
 #define METRIC_ADD(m, field, n) __atomic_fetch_add(&(m)->field, (n), __ATOMIC_RELAXED)
 #define METRIC_INC(m, field) METRIC_ADD(m, field, 1)

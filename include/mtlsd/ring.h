@@ -6,6 +6,7 @@
 #define MTLSD_RING_H
 
 #include <liburing.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,7 +54,9 @@ void mtls_ring_exit(struct mtls_ring *r);
 struct io_uring_sqe *mtls_ring_sqe(struct mtls_ring *r);
 
 void mtls_ring_accept(struct mtls_ring *r, int fd, void *owner);
-void mtls_ring_recv(struct mtls_ring *r, int fd, void *owner);
+/* A single-shot receive into one provided buffer; poll_first: the socket
+ * is probably empty, wait for readiness instead of trying at once. */
+void mtls_ring_recv(struct mtls_ring *r, int fd, void *owner, bool poll_first);
 void mtls_ring_send(struct mtls_ring *r, int fd, const void *p, size_t n, void *owner);
 void mtls_ring_read(struct mtls_ring *r, int fd, void *p, size_t n, void *owner,
                     enum mtls_op op);

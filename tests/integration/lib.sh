@@ -249,6 +249,11 @@ ncurl() {
     curl -sS --max-time "$(slow 10)" --resolve "localhost:$PORT:127.0.0.1" --cacert "$PKI/ca.crt" "$@"
 }
 
+# Input one paused connection may keep with the default --recv-buffer-size
+# (config.c, max_unread: 4 buffers and a TLS record), on both backends;
+# /metrics shows the most kept as mtlsd_paused_input_peak_bytes.
+PAUSED_INPUT_MAX=$((4 * 16384 + 16384 + 2048))
+
 # metric NAME -> value from /metrics (empty on failure)
 metric() {
     ccurl "$(url /metrics)" 2>/dev/null | awk -v n="$1" '$1 == n { print $2 }'

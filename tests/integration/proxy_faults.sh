@@ -117,6 +117,8 @@ check_eq "$MB MB upload: sha256" "$(jget "$r" 'j["body_sha256"]')" "$(head -c $N
 rss1=$(rss_kb)
 note "RSS before $rss0 KB, after $MB MB each way $rss1 KB"
 rss_bound "RSS growth over 2 x $MB MB proxied (KB)" "$((rss1 - rss0))" 16384
+check_range "input the client connection kept while the upstream lagged (bytes)" \
+    "$(pmetric mtlsd_paused_input_peak_bytes)" 0 "$PAUSED_INPUT_MAX"
 
 # A slow client: the upstream is not read faster than the client takes it.
 rss0=$(rss_kb)
@@ -125,7 +127,32 @@ want=$(tr -d '\r' <"$T/h" | awk -F': ' 'tolower($1)=="x-echo-body-sha256"{print 
 check_eq "8 MB to a client reading 4 MB/s: sha256" "$got" "$want"
 rss_bound "... RSS growth meanwhile (KB)" "$(($(rss_kb) - rss0))" 8192
 alive "end"
-
 stop_mtlsd
 check_eq "mtlsd exits 0" "$MTLSD_RC" 0
+
+# ---- an upload to an upstream that does not read: input bounded (issue 10, 2.8) ----------
+# The upstream reads nothing for 2 s: the client connection is paused while
+# curl keeps sending. It keeps a few buffers, on both backends (a multishot
+# receive on io_uring went on taking ring buffers until its cancellation
+# landed: up to the whole ring, 4 MiB), and the upload still arrives whole.
+N=$((16 * 1024 * 1024))
+want=$(head -c $N /dev/zero | sha256sum | cut -c1-64)
+for io in io_uring epoll; do
+    start_mtlsd --workers 1 --io $io --upstream "http://127.0.0.1:$BPORT" --builtin-prefix /.mtlsd \
+        --max-body-bytes 200000000
+    head -c $N /dev/zero | ccurl --max-time "$(slow 60)" -H 'Content-Type: application/octet-stream' \
+        --data-binary @- "$(url '/held?slowread=2')" >"$T/held.json" &
+    up=$!
+    sleep 1
+    check_eq "$io: served while an upload waits for a stalled upstream" "$(code "$(url /ok)")" 200
+    wait $up
+    r=$(cat "$T/held.json")
+    check_eq "$io: upload to a stalled upstream arrives whole (sha256)" "$(jget "$r" 'j["body_sha256"]')" "$want"
+    peak=$(pmetric mtlsd_paused_input_peak_bytes)
+    note "$io: most input kept by a paused connection: $peak bytes (bound $PAUSED_INPUT_MAX)"
+    check_range "$io: input kept while paused stays within a few buffers (bytes)" "$peak" 1 "$PAUSED_INPUT_MAX"
+    alive "$io: after the stalled upload"
+    stop_mtlsd
+    check_eq "$io: mtlsd exits 0" "$MTLSD_RC" 0
+done
 finish
