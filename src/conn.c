@@ -20,7 +20,6 @@
 #include <time.h>
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -141,7 +140,13 @@ static void exchange_peer_addr(struct mtls_exchange *x, char *buf, size_t len)
             inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, c->addr,
                       sizeof(c->addr));
     }
-    snprintf(buf, len, "%s", c->addr);
+    size_t n = strnlen(c->addr, sizeof(c->addr));
+    if (len == 0)
+        return;
+    if (n >= len)
+        n = len - 1;
+    memcpy(buf, c->addr, n);
+    buf[n] = '\0';
 }
 
 static const struct mtls_exchange_ops exchange_ops = {

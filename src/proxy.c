@@ -113,7 +113,7 @@ struct idcache_entry {
 
 /* Freed requests kept for the next ones, with their buffers: a proxied
  * keep-alive request then allocates nothing. */
-#define PREQ_SPARE 8
+#define PREQ_SPARE 32
 #define SPARE_BUF_MAX (32u * 1024) /* larger buffers go back to malloc */
 
 struct pool {
