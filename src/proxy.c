@@ -156,6 +156,7 @@ static void ups_close(struct ups *u);
 static void ups_flush(struct ups *u);
 static void preq_fail(struct preq *r, int status, const char *why);
 static void preq_free(struct preq *r);
+static void preq_resp_init(struct preq *r, bool head_request);
 
 /* ---- choosing the handler --------------------------------------------------- */
 
@@ -499,10 +500,17 @@ static void preq_upstream_gone(struct preq *r, bool reset)
     /* The keep-alive race: a reused connection the upstream closed as we
      * sent on it. Once, for an idempotent request without a body. */
     if (u && u->reused && !r->resp_started && r->idempotent && !r->has_body && !r->retried) {
+        bool head_request = r->resp.head_request, http10 = r->resp.client_http10,
+             client_close = r->resp.client_close;
         r->retried = true;
         METRIC_INC(r->pool->m, upstream_retries);
         r->u = NULL;
         ups_close(u);
+        /* A new parser: the EOF above marked this one failed. */
+        r->to_client.len = 0;
+        preq_resp_init(r, head_request);
+        r->resp.client_http10 = http10;
+        r->resp.client_close = client_close;
         if (preq_attach(r, false) < 0)
             preq_fail(r, 502, "cannot connect to the upstream");
         return;
