@@ -112,9 +112,11 @@ struct idcache_entry {
 };
 
 /* Freed requests kept for the next ones, with their buffers: a proxied
- * keep-alive request then allocates nothing. */
+ * keep-alive request then allocates nothing. Bounded: at most PREQ_SPARE
+ * per worker, and a buffer above SPARE_BUF_MAX (a big head, a streamed
+ * body's chunk) goes back to malloc, here and in a pooled connection. */
 #define PREQ_SPARE 32
-#define SPARE_BUF_MAX (32u * 1024) /* larger buffers go back to malloc */
+#define SPARE_BUF_MAX (16u * 1024)
 
 struct pool {
     struct mtls_io *io;
