@@ -35,10 +35,14 @@
  * back gets a 27-byte record), allowed between two answered requests: a
  * client that sends nothing but KeyUpdates is closed after ~150. */
 #define UNSOLICITED_MAX 4096u
+/* Input read ahead while an answer comes later (conn_wait); past it the
+ * receive stops until the answer is out. */
+#define READ_AHEAD_MAX (16u * 1024)
 static void conn_flush(struct mtls_conn *c);
 static void buf_get(struct mtls_conn_env *env, struct mtls_buf *b);
 static void conn_pump(struct mtls_conn *c);
 static void conn_pause(struct mtls_conn *c);
+static void conn_wait(struct mtls_conn *c);
 static void conn_finish(struct mtls_conn *c, bool notify);
 static void conn_resume(struct mtls_conn *c);
 static void conn_account(struct mtls_conn *c);
@@ -127,13 +131,22 @@ static void exchange_peer_addr(struct mtls_exchange *x, char *buf, size_t len)
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
 
-    buf[0] = '\0';
-    if (getpeername(c->io.fd, (struct sockaddr *)&ss, &sl) < 0)
+    /* Once per connection: every proxied request asks (X-Forwarded-For). */
+    if (!c->addr[0] && getpeername(c->io.fd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET)
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, c->addr,
+                      sizeof(c->addr));
+        else if (ss.ss_family == AF_INET6)
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, c->addr,
+                      sizeof(c->addr));
+    }
+    size_t n = strnlen(c->addr, sizeof(c->addr));
+    if (len == 0)
         return;
-    if (ss.ss_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)len);
-    else if (ss.ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, buf, (socklen_t)len);
+    if (n >= len)
+        n = len - 1;
+    memcpy(buf, c->addr, n);
+    buf[n] = '\0';
 }
 
 static const struct mtls_exchange_ops exchange_ops = {
@@ -354,7 +367,19 @@ static void conn_flush(struct mtls_conn *c)
 static void conn_pause(struct mtls_conn *c)
 {
     c->paused = true;
+    c->reading_ahead = false;
     mtls_io_recv_stop(&c->io);
+}
+
+/* Input waits for an answer that comes later (an upstream's), but the
+ * receive stays on: a keep-alive client sends nothing until it has its
+ * answer, and stopping and restarting the receive for each request costs
+ * a cancel and a new receive (io_uring) or two epoll_ctl calls. What does
+ * arrive is kept in in_left, up to READ_AHEAD_MAX (conn_input). */
+static void conn_wait(struct mtls_conn *c)
+{
+    c->paused = true;
+    c->reading_ahead = true;
 }
 
 static void conn_log(struct mtls_conn *c, const struct mtls_http_request *req,
@@ -458,7 +483,7 @@ static bool conn_http(struct mtls_conn *c, const uint8_t *p, size_t n)
                 mtls_conn_close(c, "out of memory");
                 return false;
             }
-            conn_pause(c);
+            conn_wait(c);
             return false;
         }
         if (closing) {
@@ -584,10 +609,13 @@ static void conn_input(struct mtls_conn *c, const uint8_t *p, size_t n)
         c->state == MTLS_CONN_DEAD)
         return; /* discard: we are on our way out */
     if (c->paused) {
-        if (c->in_left.len + n > c->env->in_left_max || mtls_buf_append(&c->in_left, p, n) < 0)
+        if (c->in_left.len + n > c->env->in_left_max || mtls_buf_append(&c->in_left, p, n) < 0) {
             mtls_conn_close(c, "input backlog over limit while paused");
-        else
+        } else {
             conn_note_kept_input(c);
+            if (c->reading_ahead && c->in_left.len >= READ_AHEAD_MAX)
+                conn_pause(c);
+        }
         conn_account(c);
         return;
     }
@@ -631,8 +659,10 @@ static void conn_on_recv(struct mtls_io_sock *s, const uint8_t *p, ssize_t n)
         c->peer_eof = true;
         if (c->state == MTLS_CONN_LINGER || c->state == MTLS_CONN_HANDSHAKE)
             mtls_conn_close(c, "peer closed");
-        else
+        else if (!(c->paused && c->state == MTLS_CONN_ACTIVE))
             conn_finish(c, false);
+        /* Paused: the input kept and the answer awaited come first
+         * (conn_resume finishes). */
     } else {
         mtls_conn_close(c, "recv error");
     }
@@ -644,10 +674,15 @@ static void conn_resume(struct mtls_conn *c)
     struct mtls_buf left = c->in_left;
 
     c->paused = false;
+    c->reading_ahead = false;
     memset(&c->in_left, 0, sizeof(c->in_left));
     conn_input(c, left.data, left.len);
     mtls_buf_free(&left);
-    if (!c->paused && c->state == MTLS_CONN_ACTIVE)
+    if (c->paused || c->state != MTLS_CONN_ACTIVE)
+        return;
+    if (c->peer_eof) /* it closed its side while paused */
+        conn_finish(c, false);
+    else
         mtls_io_recv_start(&c->io);
 }
 

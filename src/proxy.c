@@ -111,6 +111,13 @@ struct idcache_entry {
     struct mtls_buf lines;
 };
 
+/* Freed requests kept for the next ones, with their buffers: a proxied
+ * keep-alive request then allocates nothing. Bounded: at most PREQ_SPARE
+ * per worker, and a buffer above SPARE_BUF_MAX (a big head, a streamed
+ * body's chunk) goes back to malloc, here and in a pooled connection. */
+#define PREQ_SPARE 32
+#define SPARE_BUF_MAX (16u * 1024)
+
 struct pool {
     struct mtls_io *io;
     struct mtls_metrics *m;
@@ -119,6 +126,8 @@ struct pool {
     unsigned n_idle;
     struct mtls_list all;        /* every connection not yet freed */
     struct idcache_entry idc[IDCACHE];
+    struct preq *spare[PREQ_SPARE];
+    unsigned n_spare;
 };
 
 
@@ -149,6 +158,7 @@ static void ups_close(struct ups *u);
 static void ups_flush(struct ups *u);
 static void preq_fail(struct preq *r, int status, const char *why);
 static void preq_free(struct preq *r);
+static void preq_resp_init(struct preq *r, bool head_request);
 
 /* ---- choosing the handler --------------------------------------------------- */
 
@@ -269,8 +279,12 @@ static void ups_release(struct ups *u)
         ups_close(u);
         return;
     }
-    mtls_buf_free(&u->out_flight);
-    mtls_buf_free(&u->out_pending);
+    /* Small send buffers stay with the connection for its next request. */
+    if (u->out_flight.cap > SPARE_BUF_MAX)
+        mtls_buf_free(&u->out_flight);
+    if (u->out_pending.cap > SPARE_BUF_MAX)
+        mtls_buf_free(&u->out_pending);
+    u->out_flight.len = 0;
     mtls_list_push_back(&pl->idle, &u->idle_link);
     u->in_idle = true;
     pl->n_idle++;
@@ -488,10 +502,17 @@ static void preq_upstream_gone(struct preq *r, bool reset)
     /* The keep-alive race: a reused connection the upstream closed as we
      * sent on it. Once, for an idempotent request without a body. */
     if (u && u->reused && !r->resp_started && r->idempotent && !r->has_body && !r->retried) {
+        bool head_request = r->resp.head_request, http10 = r->resp.client_http10,
+             client_close = r->resp.client_close;
         r->retried = true;
         METRIC_INC(r->pool->m, upstream_retries);
         r->u = NULL;
         ups_close(u);
+        /* A new parser: the EOF above marked this one failed. */
+        r->to_client.len = 0;
+        preq_resp_init(r, head_request);
+        r->resp.client_http10 = http10;
+        r->resp.client_close = client_close;
         if (preq_attach(r, false) < 0)
             preq_fail(r, 502, "cannot connect to the upstream");
         return;
@@ -504,6 +525,8 @@ static void preq_upstream_gone(struct preq *r, bool reset)
                                          : "upstream closed before answering");
 }
 
+/* What one receive brought goes to the client as one write (one TLS
+ * record, one send): head and body of a small answer together. */
 static void preq_feed(struct preq *r, const uint8_t *p, size_t n)
 {
     while (r->u) {
@@ -514,14 +537,15 @@ static void preq_feed(struct preq *r, const uint8_t *p, size_t n)
         n -= used;
         if (used)
             r->resp_started = true;
+        if (ev == MTLS_UPS_HEAD) {
+            timer_clear(r->u); /* the head came in time */
+            continue;
+        }
         if (preq_to_client(r) < 0) {
             preq_fail(r, 502, "cannot write to the client");
             return;
         }
         switch (ev) {
-        case MTLS_UPS_HEAD:
-            timer_clear(r->u); /* the head came in time */
-            continue;
         case MTLS_UPS_DONE:
             timer_clear(r->u);
             preq_done(r, r->resp.reusable && n == 0);
@@ -543,12 +567,71 @@ static void preq_feed(struct preq *r, const uint8_t *p, size_t n)
     }
 }
 
-static void preq_free(struct preq *r)
+static bool buf_small(const struct mtls_buf *b)
+{
+    return b->cap <= SPARE_BUF_MAX;
+}
+
+static void preq_destroy(struct preq *r)
 {
     mtls_ups_resp_free(&r->resp);
     mtls_buf_free(&r->to_client);
     mtls_buf_free(&r->head);
     free(r);
+}
+
+static void preq_free(struct preq *r)
+{
+    struct pool *pl = r->pool;
+
+    if (pl->n_spare < PREQ_SPARE && buf_small(&r->to_client) && buf_small(&r->head) &&
+        buf_small(&r->resp.fields) && buf_small(&r->resp.spans) && buf_small(&r->resp.reason)) {
+        pl->spare[pl->n_spare++] = r;
+        return;
+    }
+    preq_destroy(r);
+}
+
+static struct mtls_buf buf_emptied(struct mtls_buf b)
+{
+    b.len = 0;
+    return b;
+}
+
+/* A request of the pool: a spare one (its buffers kept, emptied), or new.
+ * The response parser is set up by the caller (preq_resp_init). */
+static struct preq *preq_new(struct pool *pl)
+{
+    struct preq *r;
+    struct mtls_buf to_client, head, fields, spans, reason;
+
+    if (!pl->n_spare)
+        return calloc(1, sizeof(struct preq));
+    r = pl->spare[--pl->n_spare];
+    to_client = r->to_client;
+    head = r->head;
+    fields = r->resp.fields;
+    spans = r->resp.spans;
+    reason = r->resp.reason;
+    memset(r, 0, sizeof(*r));
+    r->to_client = buf_emptied(to_client);
+    r->head = buf_emptied(head);
+    r->resp.fields = fields; /* emptied by preq_resp_init */
+    r->resp.spans = spans;
+    r->resp.reason = reason;
+    return r;
+}
+
+/* The response parser, keeping the buffers a spare request brought. */
+static void preq_resp_init(struct preq *r, bool head_request)
+{
+    struct mtls_buf fields = buf_emptied(r->resp.fields), spans = buf_emptied(r->resp.spans),
+                    reason = buf_emptied(r->resp.reason);
+
+    mtls_ups_resp_init(&r->resp, &r->to_client, head_request, false);
+    r->resp.fields = fields;
+    r->resp.spans = spans;
+    r->resp.reason = reason;
 }
 
 /* ---- completions ---------------------------------------------------------------- */
@@ -750,7 +833,7 @@ static int on_head(struct mtls_exchange *x, const struct mtls_http_request *req)
     bool cl_found;
     int st;
 
-    r = calloc(1, sizeof(*r));
+    r = preq_new(pl);
     if (!r)
         return MTLS_HANDLER_FAIL;
     x->data = r;
@@ -761,7 +844,7 @@ static int on_head(struct mtls_exchange *x, const struct mtls_http_request *req)
     if (header_value_u64(req, "content-length", &cl, &cl_found) < 0)
         cl_found = false;
     r->has_body = r->chunked || (cl_found && cl > 0);
-    mtls_ups_resp_init(&r->resp, &r->to_client, req->method == HTTP_HEAD, false);
+    preq_resp_init(r, req->method == HTTP_HEAD);
     r->resp.client_http10 = req->version_major == 1 && req->version_minor == 0;
     METRIC_INC(pl->m, upstream_requests);
 
@@ -962,6 +1045,8 @@ void mtls_proxy_worker_stop(unsigned id)
         mtls_buf_free(&P.pools[id].idc[i].lines);
         memset(&P.pools[id].idc[i], 0, sizeof(P.pools[id].idc[i]));
     }
+    while (P.pools[id].n_spare)
+        preq_destroy(P.pools[id].spare[--P.pools[id].n_spare]);
     /* The ring goes away with the worker: nothing completes any more, so
      * every connection is freed here, whatever was in flight. */
     while ((l = P.pools[id].all.head) != NULL) {

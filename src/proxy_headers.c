@@ -14,14 +14,44 @@
 #include <string.h>
 #include <strings.h>
 
-static bool name_is(const char *name, size_t len, const char *want)
+/* Every proxied request passes here twice (its head, its answer's head):
+ * the names compared and the pieces appended are mostly literals, so their
+ * lengths are known at compile time, and an append that fits is a memcpy. */
+struct lit {
+    const char *s;
+    size_t n;
+};
+#define LIT(s) {s, sizeof(s) - 1}
+
+static inline bool name_is_n(const char *name, size_t len, const char *want, size_t want_len)
 {
-    return strlen(want) == len && strncasecmp(name, want, len) == 0;
+    return want_len == len && strncasecmp(name, want, len) == 0;
 }
 
-static int put(struct mtls_buf *b, const char *s)
+static inline bool name_is(const char *name, size_t len, const char *want)
 {
-    return mtls_buf_append(b, s, strlen(s));
+    return name_is_n(name, len, want, strlen(want));
+}
+
+#define add mtls_buf_add
+
+static inline int put(struct mtls_buf *b, const char *s)
+{
+    return add(b, s, strlen(s));
+}
+
+/* "<prefix><decimal v><suffix>" without printf. */
+static int put_u64(struct mtls_buf *b, const char *prefix, unsigned long long v,
+                   const char *suffix)
+{
+    char d[24];
+    size_t i = sizeof(d);
+
+    do {
+        d[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return put(b, prefix) | add(b, d + i, sizeof(d) - i) | put(b, suffix);
 }
 
 static bool is_tchar(unsigned char c)
@@ -73,11 +103,12 @@ int mtls_conn_tokens(const struct mtls_http_header *h, unsigned n, struct mtls_c
 
 bool mtls_hop_by_hop(const char *name, size_t len, const struct mtls_conn_tokens *ct)
 {
-    static const char *const fixed[] = {"connection", "keep-alive", "te", "trailer",
-                                        "upgrade", "transfer-encoding", "content-length"};
+    static const struct lit fixed[] = {LIT("connection"), LIT("keep-alive"), LIT("te"),
+                                       LIT("trailer"), LIT("upgrade"),
+                                       LIT("transfer-encoding"), LIT("content-length")};
 
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-        if (name_is(name, len, fixed[i]))
+        if (name_is_n(name, len, fixed[i].s, fixed[i].n))
             return true;
     if (len >= 6 && strncasecmp(name, "proxy-", 6) == 0)
         return true;
@@ -89,11 +120,11 @@ bool mtls_hop_by_hop(const char *name, size_t len, const struct mtls_conn_tokens
 
 bool mtls_strip_inbound(const struct mtls_proxy_header_cfg *cfg, const char *name, size_t len)
 {
-    static const char *const ours[] = {"client-cert", "client-cert-chain",
-                                       "x-forwarded-client-cert", "x-forwarded-proto"};
+    static const struct lit ours[] = {LIT("client-cert"), LIT("client-cert-chain"),
+                                      LIT("x-forwarded-client-cert"), LIT("x-forwarded-proto")};
 
     for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
-        if (name_is(name, len, ours[i]))
+        if (name_is_n(name, len, ours[i].s, ours[i].n))
             return true;
     for (unsigned i = 0; cfg && i < cfg->n_strip; i++)
         if (name_is(name, len, cfg->strip[i]))
@@ -461,7 +492,7 @@ static int merged(const struct mtls_http_header *h, unsigned n, const char *name
     for (unsigned i = 0; i < n; i++) {
         if (!name_is(h[i].name, h[i].name_len, name) || h[i].value_len == 0)
             continue;
-        if ((*any && put(out, ", ") < 0) || mtls_buf_append(out, h[i].value, h[i].value_len) < 0)
+        if ((*any && put(out, ", ") < 0) || add(out, h[i].value, h[i].value_len) < 0)
             return -1;
         *any = true;
     }
@@ -474,7 +505,6 @@ int mtls_proxy_request_head(const struct mtls_proxy_header_cfg *cfg, const char 
                             const struct mtls_forward_info *fi, struct mtls_buf *out)
 {
     struct mtls_conn_tokens ct;
-    char num[32];
     bool any;
     int r = 0;
 
@@ -482,7 +512,7 @@ int mtls_proxy_request_head(const struct mtls_proxy_header_cfg *cfg, const char 
         return 400;
     r |= put(out, method);
     r |= put(out, " ");
-    r |= mtls_buf_append(out, target, target_len);
+    r |= add(out, target, target_len);
     r |= put(out, " HTTP/1.1\r\n");
     for (unsigned i = 0; i < n && r == 0; i++) {
         if (mtls_hop_by_hop(h[i].name, h[i].name_len, &ct) ||
@@ -493,9 +523,9 @@ int mtls_proxy_request_head(const struct mtls_proxy_header_cfg *cfg, const char 
         if (mtls_header_value_bad(h[i].value, h[i].value_len) ||
             mtls_header_value_bad(h[i].name, h[i].name_len))
             return 400;
-        r |= mtls_buf_append(out, h[i].name, h[i].name_len);
+        r |= add(out, h[i].name, h[i].name_len);
         r |= put(out, ": ");
-        r |= mtls_buf_append(out, h[i].value, h[i].value_len);
+        r |= add(out, h[i].value, h[i].value_len);
         r |= put(out, "\r\n");
     }
     if (r)
@@ -517,14 +547,11 @@ int mtls_proxy_request_head(const struct mtls_proxy_header_cfg *cfg, const char 
     r |= merged(h, n, "via", out, &any);
     r |= put(out, any ? ", 1.1 mtlsd\r\n" : "1.1 mtlsd\r\n");
     if (ident && ident->len)
-        r |= mtls_buf_append(out, ident->data, ident->len);
-    if (fi->chunked) {
+        r |= add(out, ident->data, ident->len);
+    if (fi->chunked)
         r |= put(out, "Transfer-Encoding: chunked\r\n");
-    } else if (fi->content_length || fi->has_body) {
-        snprintf(num, sizeof(num), "Content-Length: %llu\r\n",
-                 (unsigned long long)fi->content_length);
-        r |= put(out, num);
-    }
+    else if (fi->content_length || fi->has_body)
+        r |= put_u64(out, "Content-Length: ", (unsigned long long)fi->content_length, "\r\n");
     r |= put(out, "\r\n");
     return r ? -1 : 0;
 }
@@ -534,16 +561,20 @@ int mtls_proxy_response_head(int status, const char *reason, size_t reason_len,
                              const struct mtls_response_framing *fr, struct mtls_buf *out)
 {
     struct mtls_conn_tokens ct;
-    char line[64];
+    char line[3];
     bool any = false;
     int r = 0;
 
     if (status < 100 || status > 999 || mtls_conn_tokens(h, n, &ct) < 0 ||
         mtls_header_value_bad(reason, reason_len))
         return 502;
-    snprintf(line, sizeof(line), "HTTP/1.1 %03d ", status);
-    r |= put(out, line);
-    r |= mtls_buf_append(out, reason, reason_len);
+    line[0] = (char)('0' + status / 100); /* 100..999 */
+    line[1] = (char)('0' + status / 10 % 10);
+    line[2] = (char)('0' + status % 10);
+    r |= put(out, "HTTP/1.1 ");
+    r |= add(out, line, 3);
+    r |= put(out, " ");
+    r |= add(out, reason, reason_len);
     r |= put(out, "\r\n");
     for (unsigned i = 0; i < n && r == 0; i++) {
         if (mtls_hop_by_hop(h[i].name, h[i].name_len, &ct) ||
@@ -551,27 +582,24 @@ int mtls_proxy_response_head(int status, const char *reason, size_t reason_len,
             continue;
         if (mtls_header_value_bad(h[i].value, h[i].value_len))
             return 502;
-        r |= mtls_buf_append(out, h[i].name, h[i].name_len);
+        r |= add(out, h[i].name, h[i].name_len);
         r |= put(out, ": ");
-        r |= mtls_buf_append(out, h[i].value, h[i].value_len);
+        r |= add(out, h[i].value, h[i].value_len);
         r |= put(out, "\r\n");
     }
     r |= put(out, "Via: ");
     r |= merged(h, n, "via", out, &any);
     r |= put(out, any ? ", 1.1 mtlsd\r\n" : "1.1 mtlsd\r\n");
     if (fr->no_body) {
-        if (fr->length_known) { /* HEAD, 304: the length the body would have */
-            snprintf(line, sizeof(line), "Content-Length: %llu\r\n",
-                     (unsigned long long)fr->content_length);
-            r |= put(out, line);
-        }
+        if (fr->length_known) /* HEAD, 304: the length the body would have */
+            r |= put_u64(out, "Content-Length: ", (unsigned long long)fr->content_length,
+                         "\r\n");
     } else if (!fr->until_close) {
         if (fr->chunked) {
             r |= put(out, "Transfer-Encoding: chunked\r\n");
         } else {
-            snprintf(line, sizeof(line), "Content-Length: %llu\r\n",
-                     (unsigned long long)fr->content_length);
-            r |= put(out, line);
+            r |= put_u64(out, "Content-Length: ", (unsigned long long)fr->content_length,
+                         "\r\n");
         }
     }
     if (fr->close)

@@ -61,6 +61,8 @@ struct mtls_conn {
     bool flight_answers;   /* so does the flight being sent */
     size_t unsolicited;    /* bytes TLS wrote by itself since the last answer */
     bool first_seen;       /* the first bytes were checked for plain HTTP */
+    bool reading_ahead;    /* paused for a later answer, the receive still on */
+    char addr[48];         /* the peer's address for handlers; "": not looked up */
     uint64_t born_ms;
     size_t kept;                   /* its share of env->kept */
     struct mtls_link all_link;     /* in env->all */

@@ -101,6 +101,42 @@ done
 check_eq "20 requests across 10 silent upstream closes: all 200" "$ok" 20
 note "retries after the keep-alive race: $(pmetric mtlsd_upstream_retries)"
 
+# The keep-alive race made deterministic (race=1: the upstream reads a request
+# that came on a kept-alive connection and closes without answering). With
+# one worker, the request after /warm takes the connection /warm left idle.
+# Retried once on a new connection: only an idempotent request without a
+# body, only when nothing of the answer came. bstat: the backend's own
+# count of connections and requests (asked directly; the asking counts 1+1).
+bstat() { curl -sS "http://127.0.0.1:$BPORT/_stats" | $PY -c 'import json,sys; j=json.load(sys.stdin); print(j["connections"], j["requests"])'; }
+bdelta() { # bdelta "C0 R0" -> "connections requests" since, without the asking
+    local now; now=$(bstat)
+    echo $(( ${now% *} - ${1% *} - 1 )) $(( ${now#* } - ${1#* } - 1 ))
+}
+retries0=$(pmetric mtlsd_upstream_retries)
+code "$(url /warm)" >/dev/null
+b0=$(bstat)
+r=$(ccurl "$(url '/race?race=1')")
+check_eq "race, GET: retried and answered by the upstream" "$(jget "$r" 'j["method"]')" GET
+check_eq "race, GET: ... on a new upstream connection" "$(jget "$r" 'j["requests_on_conn"]')" 1
+check_eq "race, GET: the upstream saw 1 new connection, 2 requests" "$(bdelta "$b0")" "1 2"
+check_eq "race, GET: mtlsd_upstream_retries + 1" "$(pmetric mtlsd_upstream_retries)" $((retries0 + 1))
+code "$(url /warm)" >/dev/null
+b0=$(bstat)
+check_eq "race, POST with a body: not retried, 502" "$(code --data-binary 'abc' "$(url '/race?race=1')")" 502
+check_eq "race, POST with a body: the upstream saw it once" "$(bdelta "$b0")" "0 1"
+code "$(url /warm)" >/dev/null
+b0=$(bstat)
+check_eq "race, POST without a body: not retried, 502" "$(code -X POST "$(url '/race?race=1')")" 502
+check_eq "race, POST without a body: the upstream saw it once" "$(bdelta "$b0")" "0 1"
+check_eq "race, POSTs: no retry counted" "$(pmetric mtlsd_upstream_retries)" $((retries0 + 1))
+# Once: the retry meets a close too (malformed=close closes every time): 502.
+code "$(url /warm)" >/dev/null
+b0=$(bstat)
+check_eq "race, GET whose retry is closed too: 502" "$(code "$(url '/m?malformed=close')")" 502
+check_eq "... retried once: the upstream saw 1 new connection, 2 requests" "$(bdelta "$b0")" "1 2"
+check_eq "... mtlsd_upstream_retries + 1" "$(pmetric mtlsd_upstream_retries)" $((retries0 + 2))
+alive "after the keep-alive races"
+
 # ---- 100 MB both ways, memory bounded ----------------------------------------------------
 ccurl -o /dev/null "$(url '/warm?size=1000000')"
 rss0=$(rss_kb)

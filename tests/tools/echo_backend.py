@@ -23,6 +23,11 @@ It can be told how to misbehave, by query parameter or by a header
                  "close" (close without answering)
   drop=1         answer, then close the connection without saying so (the
                  keep-alive race a proxy must survive)
+  race=1         on a kept-alive connection (any request but its first), read
+                 the request and close without answering, as if the idle
+                 connection had timed out just as the request came: the
+                 keep-alive race a proxy retries idempotent requests for. The
+                 retry, the first request of a new connection, is answered.
   slowread=S     wait S seconds before reading the request body
 
 Special target: GET /_stats answers {"connections", "requests"} counted since
@@ -188,6 +193,8 @@ async def handle(reader, writer):
                 length = await read_body(reader, headers, sha)
             except (BadRequest, ValueError, asyncio.IncompleteReadError):
                 writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                break
+            if option(query, headers, "race") == "1" and on_conn > 1:
                 break
             delay = option(query, headers, "delay")
             if delay:
