@@ -35,6 +35,9 @@
  * back gets a 27-byte record), allowed between two answered requests: a
  * client that sends nothing but KeyUpdates is closed after ~150. */
 #define UNSOLICITED_MAX 4096u
+/* Handshakes started per loop iteration (conn_tls_start). */
+#define HS_START_BATCH 16u
+static void conn_unwait(struct mtls_conn *c);
 static void conn_flush(struct mtls_conn *c);
 static void buf_get(struct mtls_conn_env *env, struct mtls_buf *b);
 static void conn_pump(struct mtls_conn *c);
@@ -188,11 +191,6 @@ struct mtls_conn *mtls_conn_new(struct mtls_conn_env *env, int fd)
         return NULL;
     }
     c->env = env;
-    if (mtls_tls_new(&c->tls, env->tls, &c->out_pending, env->metrics) < 0) {
-        free(c);
-        close(fd);
-        return NULL;
-    }
     mtls_io_attach(env->io, &c->io, fd, &conn_io);
     c->born_ms = mtls_io_now_ms(env->io);
     mtls_http_init(&c->http, &env->limits);
@@ -211,6 +209,7 @@ struct mtls_conn *mtls_conn_new(struct mtls_conn_env *env, int fd)
 
 static void conn_free(struct mtls_conn *c)
 {
+    conn_unwait(c);
     c->env->kept -= c->kept;
     mtls_list_unlink(&c->env->all, &c->all_link);
     mtls_io_discard(&c->io);
@@ -306,7 +305,7 @@ static void conn_finish(struct mtls_conn *c, bool notify)
     if (c->state == MTLS_CONN_DEAD || c->state == MTLS_CONN_CLOSING ||
         c->state == MTLS_CONN_LINGER)
         return;
-    if (notify)
+    if (notify && c->tls)
         mtls_tls_close_notify(c->tls);
     c->state = MTLS_CONN_CLOSING;
     if (c->paused) {
@@ -570,6 +569,62 @@ static void conn_plain_http(struct mtls_conn *c)
     conn_finish(c, false);
 }
 
+/* The TLS state comes with the first bytes, not at accept, and a loop
+ * iteration starts at most HS_START_BATCH handshakes; the others wait with
+ * their bytes for the next iteration (whatever the stalled ones do: a
+ * budget per iteration, not a cap on handshakes in progress, which idle
+ * clients could fill). wolfSSL's handshake-only state (Arrays, hashes,
+ * suites: ~5 KB) is freed when a handshake ends, but it leaves holes
+ * between the long-lived objects that malloc cannot give back: a burst
+ * of 1000 connections all started at once kept ~5 KB of RSS each that
+ * way, started in small batches the holes are few and reused.
+ * False: the connection waits (or was closed). */
+static bool conn_tls_start(struct mtls_conn *c, const uint8_t *p, size_t n)
+{
+    struct mtls_conn_env *env = c->env;
+
+    if (env->hs_started >= HS_START_BATCH) {
+        if (mtls_buf_append(&c->in_left, p, n) < 0) {
+            mtls_conn_close(c, "out of memory");
+            return false;
+        }
+        conn_pause(c);
+        c->waiting = true;
+        mtls_list_push_back(&env->hs_wait, &c->wait_link);
+        conn_account(c);
+        return false;
+    }
+    env->hs_started++;
+    if (mtls_tls_new(&c->tls, env->tls, &c->out_pending, env->metrics) < 0) {
+        mtls_conn_close(c, "out of memory");
+        return false;
+    }
+    return true;
+}
+
+static void conn_unwait(struct mtls_conn *c)
+{
+    if (c->waiting) {
+        mtls_list_unlink(&c->env->hs_wait, &c->wait_link);
+        c->waiting = false;
+    }
+}
+
+bool mtls_conn_env_tick(struct mtls_conn_env *env)
+{
+    struct mtls_link *l;
+
+    env->hs_started = 0;
+    while ((l = env->hs_wait.head) && env->hs_started < HS_START_BATCH) {
+        struct mtls_conn *c = mtls_container_of(l, struct mtls_conn, wait_link);
+
+        conn_unwait(c);
+        if (c->state == MTLS_CONN_HANDSHAKE)
+            conn_resume(c);
+    }
+    return env->hs_wait.head != NULL;
+}
+
 /* New ciphertext from the socket. */
 static void conn_input(struct mtls_conn *c, const uint8_t *p, size_t n)
 {
@@ -591,6 +646,8 @@ static void conn_input(struct mtls_conn *c, const uint8_t *p, size_t n)
             return;
         }
     }
+    if (!c->tls && !conn_tls_start(c, p, n))
+        return;
     mtls_tls_feed(c->tls, p, n);
     conn_pump(c);
     const uint8_t *rest;
@@ -636,7 +693,7 @@ static void conn_resume(struct mtls_conn *c)
     memset(&c->in_left, 0, sizeof(c->in_left));
     conn_input(c, left.data, left.len);
     mtls_buf_free(&left);
-    if (!c->paused && c->state == MTLS_CONN_ACTIVE)
+    if (!c->paused && (c->state == MTLS_CONN_ACTIVE || c->state == MTLS_CONN_HANDSHAKE))
         mtls_io_recv_start(&c->io);
 }
 
