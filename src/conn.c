@@ -35,9 +35,10 @@
  * back gets a 27-byte record), allowed between two answered requests: a
  * client that sends nothing but KeyUpdates is closed after ~150. */
 #define UNSOLICITED_MAX 4096u
-/* Handshakes started per loop iteration (conn_tls_start). */
-#define HS_START_BATCH 16u
+/* Handshakes in progress per worker (conn_tls_start). */
+#define HS_LIVE_MAX 64u
 static void conn_unwait(struct mtls_conn *c);
+static void conn_hs_end(struct mtls_conn *c);
 static void conn_flush(struct mtls_conn *c);
 static void buf_get(struct mtls_conn_env *env, struct mtls_buf *b);
 static void conn_pump(struct mtls_conn *c);
@@ -210,6 +211,7 @@ struct mtls_conn *mtls_conn_new(struct mtls_conn_env *env, int fd)
 static void conn_free(struct mtls_conn *c)
 {
     conn_unwait(c);
+    conn_hs_end(c);
     c->env->kept -= c->kept;
     mtls_list_unlink(&c->env->all, &c->all_link);
     mtls_io_discard(&c->io);
@@ -505,6 +507,7 @@ static void conn_pump(struct mtls_conn *c)
         default: METRIC_INC(env->metrics, handshakes_full); break;
         }
         c->state = MTLS_CONN_ACTIVE;
+        conn_hs_end(c);
         mtls_io_timer_set(&c->io, MTLS_TIMER_IDLE);
     }
     if (c->state != MTLS_CONN_ACTIVE)
@@ -569,21 +572,27 @@ static void conn_plain_http(struct mtls_conn *c)
     conn_finish(c, false);
 }
 
-/* The TLS state comes with the first bytes, not at accept, and a loop
- * iteration starts at most HS_START_BATCH handshakes; the others wait with
- * their bytes for the next iteration (whatever the stalled ones do: a
- * budget per iteration, not a cap on handshakes in progress, which idle
- * clients could fill). wolfSSL's handshake-only state (Arrays, hashes,
- * suites: ~5 KB) is freed when a handshake ends, but it leaves holes
- * between the long-lived objects that malloc cannot give back: a burst
- * of 1000 connections all started at once kept ~5 KB of RSS each that
- * way, started in small batches the holes are few and reused.
+/* The TLS state comes with the first bytes, not at accept, and at most
+ * HS_LIVE_MAX handshakes are in progress per worker; beyond that a
+ * connection waits with its first bytes, in order, for one to end, but
+ * one of them starts anyway at each loop iteration (which comes at least
+ * every millisecond while some wait, worker.c): handshakes that clients
+ * leave unfinished slow the others down, never stop them.
+ * Why: wolfSSL's handshake-only state (Arrays, hashes, suites, ~5 KB) is
+ * freed when a handshake ends but leaves holes between the long-lived
+ * objects that malloc cannot give back. 1000 connections arriving at once
+ * (bench/compare's idle measurement) kept ~5 KB of RSS each that way;
+ * with a few dozen handshakes at a time their holes are few and reused.
  * False: the connection waits (or was closed). */
 static bool conn_tls_start(struct mtls_conn *c, const uint8_t *p, size_t n)
 {
     struct mtls_conn_env *env = c->env;
 
-    if (env->hs_started >= HS_START_BATCH) {
+    if (env->hs_live >= HS_LIVE_MAX && env->hs_forced) {
+        /* Exactly the bytes (a ClientHello), not mtls_buf's 1 KB: many
+         * connections may wait at once, and this is freed when it starts. */
+        if (!c->in_left.cap && n && (c->in_left.data = malloc(n)) != NULL)
+            c->in_left.cap = n;
         if (mtls_buf_append(&c->in_left, p, n) < 0) {
             mtls_conn_close(c, "out of memory");
             return false;
@@ -594,12 +603,24 @@ static bool conn_tls_start(struct mtls_conn *c, const uint8_t *p, size_t n)
         conn_account(c);
         return false;
     }
-    env->hs_started++;
+    if (env->hs_live >= HS_LIVE_MAX)
+        env->hs_forced = true;
     if (mtls_tls_new(&c->tls, env->tls, &c->out_pending, env->metrics) < 0) {
         mtls_conn_close(c, "out of memory");
         return false;
     }
+    env->hs_live++;
+    c->hs_live = true;
     return true;
+}
+
+/* The handshake ended (or the connection did): its slot is free. */
+static void conn_hs_end(struct mtls_conn *c)
+{
+    if (c->hs_live) {
+        c->hs_live = false;
+        c->env->hs_live--;
+    }
 }
 
 static void conn_unwait(struct mtls_conn *c)
@@ -614,8 +635,8 @@ bool mtls_conn_env_tick(struct mtls_conn_env *env)
 {
     struct mtls_link *l;
 
-    env->hs_started = 0;
-    while ((l = env->hs_wait.head) && env->hs_started < HS_START_BATCH) {
+    env->hs_forced = false;
+    while ((l = env->hs_wait.head) && (env->hs_live < HS_LIVE_MAX || !env->hs_forced)) {
         struct mtls_conn *c = mtls_container_of(l, struct mtls_conn, wait_link);
 
         conn_unwait(c);

@@ -48,7 +48,8 @@ struct mtls_conn_env {
     struct mtls_buf alog;          /* access log lines of this batch */
     struct mtls_buf spare[8];      /* recycled output buffers */
     unsigned nspare;
-    unsigned hs_started;           /* handshakes started this loop iteration */
+    unsigned hs_live;              /* handshakes in progress */
+    bool hs_forced;                /* one started beyond HS_LIVE_MAX this iteration */
     struct mtls_list hs_wait;      /* first bytes in, handshake not started */
 };
 
@@ -68,6 +69,7 @@ struct mtls_conn {
     struct mtls_link all_link;     /* in env->all */
     struct mtls_link wait_link;    /* in env->hs_wait while `waiting` */
     bool waiting;
+    bool hs_live;                  /* counted in env->hs_live */
     struct mtls_tls *tls;         /* private to the TLS part: tls.h */
     struct mtls_http http;
     struct mtls_exchange x;       /* the request being answered */
@@ -86,7 +88,7 @@ void mtls_conn_env_free(struct mtls_conn_env *env);
 /* Takes ownership of an accepted socket; NULL (socket closed) on failure. */
 struct mtls_conn *mtls_conn_new(struct mtls_conn_env *env, int fd);
 /* End of a loop iteration: starts the handshakes that waited for one.
- * True while some still wait (the next wait must not block). */
+ * True while some still wait (the next wait must end within 1 ms). */
 bool mtls_conn_env_tick(struct mtls_conn_env *env);
 /* Graceful stop: idle connections close now, busy ones after their answer. */
 void mtls_conn_drain_all(struct mtls_conn_env *env);
