@@ -38,6 +38,10 @@
 /* Input read ahead while an answer comes later (conn_wait); past it the
  * receive stops until the answer is out. */
 #define READ_AHEAD_MAX (16u * 1024)
+/* Handshakes in progress per worker (conn_tls_start). */
+#define HS_LIVE_MAX 64u
+static void conn_hs_unwait(struct mtls_conn *c);
+static void conn_hs_end(struct mtls_conn *c);
 static void conn_flush(struct mtls_conn *c);
 static void buf_get(struct mtls_conn_env *env, struct mtls_buf *b);
 static void conn_pump(struct mtls_conn *c);
@@ -201,11 +205,6 @@ struct mtls_conn *mtls_conn_new(struct mtls_conn_env *env, int fd)
         return NULL;
     }
     c->env = env;
-    if (mtls_tls_new(&c->tls, env->tls, &c->out_pending, env->metrics) < 0) {
-        free(c);
-        close(fd);
-        return NULL;
-    }
     mtls_io_attach(env->io, &c->io, fd, &conn_io);
     c->born_ms = mtls_io_now_ms(env->io);
     mtls_http_init(&c->http, &env->limits);
@@ -224,6 +223,8 @@ struct mtls_conn *mtls_conn_new(struct mtls_conn_env *env, int fd)
 
 static void conn_free(struct mtls_conn *c)
 {
+    conn_hs_unwait(c);
+    conn_hs_end(c);
     c->env->kept -= c->kept;
     mtls_list_unlink(&c->env->all, &c->all_link);
     mtls_io_discard(&c->io);
@@ -319,7 +320,7 @@ static void conn_finish(struct mtls_conn *c, bool notify)
     if (c->state == MTLS_CONN_DEAD || c->state == MTLS_CONN_CLOSING ||
         c->state == MTLS_CONN_LINGER)
         return;
-    if (notify)
+    if (notify && c->tls)
         mtls_tls_close_notify(c->tls);
     c->state = MTLS_CONN_CLOSING;
     if (c->paused) {
@@ -531,6 +532,7 @@ static void conn_pump(struct mtls_conn *c)
         default: METRIC_INC(env->metrics, handshakes_full); break;
         }
         c->state = MTLS_CONN_ACTIVE;
+        conn_hs_end(c);
         mtls_io_timer_set(&c->io, MTLS_TIMER_IDLE);
     }
     if (c->state != MTLS_CONN_ACTIVE)
@@ -602,6 +604,80 @@ static void conn_note_kept_input(struct mtls_conn *c)
     METRIC_PEAK(c->env->metrics, paused_input_peak, c->in_left.len + c->plain_left.len);
 }
 
+/* The TLS state comes with the first bytes, not at accept, and at most
+ * HS_LIVE_MAX handshakes are in progress per worker; beyond that a
+ * connection waits with its first bytes, in order, for one to end, but
+ * one of them starts anyway at each loop iteration (which comes at least
+ * every millisecond while some wait, worker.c): handshakes that clients
+ * leave unfinished slow the others down, never stop them.
+ * Why: wolfSSL's handshake-only state (Arrays, hashes, suites, ~5 KB) is
+ * freed when a handshake ends but leaves holes between the long-lived
+ * objects that malloc cannot give back. 1000 connections arriving at once
+ * (bench/compare's idle measurement) kept ~5 KB of RSS each that way;
+ * with a few dozen handshakes at a time their holes are few and reused.
+ * False: the connection waits (or was closed). */
+static bool conn_tls_start(struct mtls_conn *c, const uint8_t *p, size_t n)
+{
+    struct mtls_conn_env *env = c->env;
+
+    if (env->hs_live >= HS_LIVE_MAX && env->hs_forced) {
+        /* Exactly the bytes (a ClientHello), not mtls_buf's 1 KB: many
+         * connections may wait at once, and this is freed when it starts. */
+        if (!c->in_left.cap && n && (c->in_left.data = malloc(n)) != NULL)
+            c->in_left.cap = n;
+        if (mtls_buf_append(&c->in_left, p, n) < 0) {
+            mtls_conn_close(c, "out of memory");
+            return false;
+        }
+        conn_pause(c);
+        c->hs_waiting = true;
+        mtls_list_push_back(&env->hs_wait, &c->hs_wait_link);
+        conn_account(c);
+        return false;
+    }
+    if (env->hs_live >= HS_LIVE_MAX)
+        env->hs_forced = true;
+    if (mtls_tls_new(&c->tls, env->tls, &c->out_pending, env->metrics) < 0) {
+        mtls_conn_close(c, "out of memory");
+        return false;
+    }
+    env->hs_live++;
+    c->hs_live = true;
+    return true;
+}
+
+/* The handshake ended (or the connection did): its slot is free. */
+static void conn_hs_end(struct mtls_conn *c)
+{
+    if (c->hs_live) {
+        c->hs_live = false;
+        c->env->hs_live--;
+    }
+}
+
+static void conn_hs_unwait(struct mtls_conn *c)
+{
+    if (c->hs_waiting) {
+        mtls_list_unlink(&c->env->hs_wait, &c->hs_wait_link);
+        c->hs_waiting = false;
+    }
+}
+
+bool mtls_conn_env_tick(struct mtls_conn_env *env)
+{
+    struct mtls_link *l;
+
+    env->hs_forced = false;
+    while ((l = env->hs_wait.head) && (env->hs_live < HS_LIVE_MAX || !env->hs_forced)) {
+        struct mtls_conn *c = mtls_container_of(l, struct mtls_conn, hs_wait_link);
+
+        conn_hs_unwait(c);
+        if (c->state == MTLS_CONN_HANDSHAKE)
+            conn_resume(c);
+    }
+    return env->hs_wait.head != NULL;
+}
+
 /* New ciphertext from the socket. */
 static void conn_input(struct mtls_conn *c, const uint8_t *p, size_t n)
 {
@@ -628,6 +704,8 @@ static void conn_input(struct mtls_conn *c, const uint8_t *p, size_t n)
             return;
         }
     }
+    if (!c->tls && !conn_tls_start(c, p, n))
+        return;
     mtls_tls_feed(c->tls, p, n);
     conn_pump(c);
     const uint8_t *rest;
@@ -678,9 +756,9 @@ static void conn_resume(struct mtls_conn *c)
     memset(&c->in_left, 0, sizeof(c->in_left));
     conn_input(c, left.data, left.len);
     mtls_buf_free(&left);
-    if (c->paused || c->state != MTLS_CONN_ACTIVE)
+    if (c->paused || (c->state != MTLS_CONN_ACTIVE && c->state != MTLS_CONN_HANDSHAKE))
         return;
-    if (c->peer_eof) /* it closed its side while paused */
+    if (c->peer_eof) /* it closed its side while paused (an answer was due) */
         conn_finish(c, false);
     else
         mtls_io_recv_start(&c->io);

@@ -159,11 +159,14 @@ static void *worker_main(void *arg)
         if (w->stopping && w->stop_deadline_ms > now && w->stop_deadline_ms - now < wait)
             wait = w->stop_deadline_ms - now;
         wait = mtls_proxy_tick(w->id, wait); /* upstream timers: expires what is due */
+        if (w->hs_waiting && wait > 1)
+            wait = 1; /* handshakes wait for their turn (conn.c) */
         ret = mtls_io_poll(&w->io, wait);
         if (ret < 0) {
             log_error("worker %u: %s wait: %s", w->id, backend, strerror(-ret));
             goto fatal;
         }
+        w->hs_waiting = mtls_conn_env_tick(&w->conns);
         if (w->conns.alog.len)
             mtls_access_log_flush(&w->conns.alog);
         maybe_trim(w);

@@ -48,6 +48,9 @@ struct mtls_conn_env {
     struct mtls_buf alog;          /* access log lines of this batch */
     struct mtls_buf spare[8];      /* recycled output buffers */
     unsigned nspare;
+    unsigned hs_live;              /* handshakes in progress */
+    bool hs_forced;                /* one started beyond HS_LIVE_MAX this iteration */
+    struct mtls_list hs_wait;      /* first bytes in, handshake not started */
 };
 
 struct mtls_conn {
@@ -66,6 +69,9 @@ struct mtls_conn {
     uint64_t born_ms;
     size_t kept;                   /* its share of env->kept */
     struct mtls_link all_link;     /* in env->all */
+    struct mtls_link hs_wait_link; /* in env->hs_wait while `hs_waiting` */
+    bool hs_waiting;
+    bool hs_live;                  /* counted in env->hs_live */
     struct mtls_tls *tls;         /* private to the TLS part: tls.h */
     struct mtls_http http;
     struct mtls_exchange x;       /* the request being answered */
@@ -83,6 +89,9 @@ int mtls_conn_env_init(struct mtls_conn_env *env);
 void mtls_conn_env_free(struct mtls_conn_env *env);
 /* Takes ownership of an accepted socket; NULL (socket closed) on failure. */
 struct mtls_conn *mtls_conn_new(struct mtls_conn_env *env, int fd);
+/* End of a loop iteration: starts the handshakes that waited for one.
+ * True while some still wait (the next wait must end within 1 ms). */
+bool mtls_conn_env_tick(struct mtls_conn_env *env);
 /* Graceful stop: idle connections close now, busy ones after their answer. */
 void mtls_conn_drain_all(struct mtls_conn_env *env);
 /* Abortive close of every connection (grace period over). */

@@ -27,6 +27,7 @@ struct mtls_worker {
     uint64_t stop_deadline_ms;
     struct mtls_metrics metrics;
     unsigned open_peak;              /* most open connections since the last trim */
+    bool hs_waiting;                 /* handshakes wait for the next iteration */
     uint64_t trim_ms;                /* when memory was last given back */
     int exit_code;
 };
