@@ -197,6 +197,7 @@ struct mtls_conn *mtls_conn_new(struct mtls_conn_env *env, int fd)
     c->born_ms = mtls_io_now_ms(env->io);
     mtls_http_init(&c->http, &env->limits);
     mtls_http_set_body(&c->http, conn_on_body, c);
+    mtls_http_set_pool(&c->http, &env->http_pool);
     c->x.ops = &exchange_ops;
     c->x.owner = c;
     c->x.scratch = &env->resp;
@@ -238,6 +239,7 @@ void mtls_conn_env_free(struct mtls_conn_env *env)
     for (unsigned i = 0; i < env->nspare; i++)
         mtls_buf_free(&env->spare[i]);
     env->nspare = 0;
+    mtls_http_pool_free(&env->http_pool);
     mtls_buf_free(&env->resp);
     mtls_buf_free(&env->alog);
     free(env->plain);

@@ -48,6 +48,7 @@ struct mtls_conn_env {
     struct mtls_buf alog;          /* access log lines of this batch */
     struct mtls_buf spare[8];      /* recycled output buffers */
     unsigned nspare;
+    struct mtls_http_pool http_pool; /* recycled request buffers (http.h) */
 };
 
 struct mtls_conn {
