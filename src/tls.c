@@ -455,32 +455,12 @@ enum mtls_tls_status mtls_tls_handshake(struct mtls_tls *t, const char **why)
     return MTLS_TLS_ERROR;
 }
 
-/* True when a read could only end in want-read: nothing fed, and wolfSSL
- * holds neither plaintext nor unprocessed ciphertext and sits between
- * records (processReply 0 is internal.c's doProcessInit). Asking anyway
- * costs more than the answer: with OPENSSL_EXTRA each want-read goes
- * through wolfSSL's error queue (a formatted string and an allocation),
- * once per keep-alive request. Without the private header: always read. */
-static bool read_would_block(const struct mtls_tls *t)
-{
-#ifdef MTLSD_HAVE_WOLFSSL_INTERNAL
-    const WOLFSSL *ssl = t->ssl;
-
-    return t->in_len == 0 && ssl->buffers.clearOutputBuffer.length == 0 &&
-           ssl->buffers.inputBuffer.idx >= ssl->buffers.inputBuffer.length &&
-           ssl->buffers.outputBuffer.length == 0 && ssl->options.processReply == 0 &&
-           (ssl->error == 0 || ssl->error == WANT_READ);
-#else
-    (void)t;
-    return false;
-#endif
-}
-
 enum mtls_tls_status mtls_tls_read(struct mtls_tls *t, uint8_t *buf, size_t cap, size_t *n)
 {
     int ret, err;
 
-    if (read_would_block(t)) {
+    /* Nothing fed and nothing inside wolfSSL: no call (wolfssl_internal.h). */
+    if (t->in_len == 0 && mtls_wolfssl_read_idle(t->ssl)) {
         *n = 0;
         return MTLS_TLS_AGAIN;
     }
