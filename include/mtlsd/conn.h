@@ -46,7 +46,7 @@ struct mtls_conn_env {
     size_t plain_cap;
     struct mtls_buf resp;          /* scratch: response being framed */
     struct mtls_buf alog;          /* access log lines of this batch */
-    struct mtls_buf spare[8];      /* recycled output buffers */
+    struct mtls_buf spare[64];     /* recycled output buffers (conn.c buf_put) */
     unsigned nspare;
     struct mtls_http_pool http_pool; /* recycled request buffers (http.h) */
 };
