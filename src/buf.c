@@ -25,7 +25,7 @@ int mtls_buf_reserve(struct mtls_buf *b, size_t extra)
     return 0;
 }
 
-int mtls_buf_append(struct mtls_buf *b, const void *p, size_t n)
+int mtls_buf_append_slow(struct mtls_buf *b, const void *p, size_t n)
 {
     if (mtls_buf_reserve(b, n) < 0)
         return -ENOMEM;

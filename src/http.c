@@ -26,6 +26,37 @@ static int charge(struct mtls_http *h, size_t n)
     return 0;
 }
 
+/* Between requests a keep-alive connection holds none of these: they go
+ * back to the worker's pool (or to malloc), and the next request of any
+ * connection of the worker takes them again instead of four allocations. */
+static void pool_put(struct mtls_http *h, struct mtls_buf *b)
+{
+    struct mtls_http_pool *pool = h->pool;
+
+    if (pool && b->data && b->cap <= MTLS_HTTP_POOL_BUF_MAX &&
+        pool->n < sizeof(pool->spare) / sizeof(pool->spare[0])) {
+        b->len = 0;
+        pool->spare[pool->n++] = *b;
+        memset(b, 0, sizeof(*b));
+        return;
+    }
+    mtls_buf_free(b);
+}
+
+static void release(struct mtls_http *h)
+{
+    pool_put(h, &h->target);
+    pool_put(h, &h->fields);
+    pool_put(h, &h->spans);
+    pool_put(h, &h->headers);
+}
+
+static void pool_get(struct mtls_http *h, struct mtls_buf *b)
+{
+    if (!b->data && h->pool && h->pool->n)
+        *b = h->pool->spare[--h->pool->n];
+}
+
 static int on_message_begin(llhttp_t *p)
 {
     struct mtls_http *h = HTTP_FROM_PARSER(p);
@@ -41,6 +72,10 @@ static int on_message_begin(llhttp_t *p)
     h->body_bytes = 0;
     h->complete = false;
     h->in_message = true;
+    pool_get(h, &h->target);
+    pool_get(h, &h->fields);
+    pool_get(h, &h->spans);
+    pool_get(h, &h->headers);
     return 0;
 }
 
@@ -187,13 +222,15 @@ void mtls_http_init(struct mtls_http *h, const struct mtls_http_limits *limits)
     llhttp_init(&h->parser, HTTP_REQUEST, &settings);
 }
 
-/* Between requests a keep-alive connection holds none of these. */
-static void release(struct mtls_http *h)
+void mtls_http_set_pool(struct mtls_http *h, struct mtls_http_pool *pool)
 {
-    mtls_buf_free(&h->target);
-    mtls_buf_free(&h->fields);
-    mtls_buf_free(&h->spans);
-    mtls_buf_free(&h->headers);
+    h->pool = pool;
+}
+
+void mtls_http_pool_free(struct mtls_http_pool *pool)
+{
+    while (pool->n)
+        mtls_buf_free(&pool->spare[--pool->n]);
 }
 
 void mtls_http_free(struct mtls_http *h)
@@ -246,14 +283,23 @@ static int fill(struct mtls_http *h, struct mtls_http_request *req)
  * LF without CR before it (bare LF) in head or trailer bytes. */
 static bool bad_line_end(struct mtls_http *h, const char *p, const char *end)
 {
-    for (; p < end; p++) {
-        if (h->last_lf && (*p == ' ' || *p == '\t'))
+    const char *lf = p;
+
+    if (p == end)
+        return false;
+    if (h->last_lf && (*p == ' ' || *p == '\t'))
+        return true;
+    /* Only the bytes around each LF matter: memchr finds them, rather than
+     * a byte-by-byte walk over every head (a keep-alive hot path). */
+    while ((lf = memchr(lf, '\n', (size_t)(end - lf))) != NULL) {
+        if (!(lf > p ? lf[-1] == '\r' : h->last_cr))
             return true;
-        if (*p == '\n' && !h->last_cr)
+        if (lf + 1 < end && (lf[1] == ' ' || lf[1] == '\t'))
             return true;
-        h->last_lf = *p == '\n';
-        h->last_cr = *p == '\r';
+        lf++;
     }
+    h->last_lf = end[-1] == '\n';
+    h->last_cr = end[-1] == '\r';
     return false;
 }
 

@@ -33,7 +33,7 @@ static inline bool name_is(const char *name, size_t len, const char *want)
     return name_is_n(name, len, want, strlen(want));
 }
 
-#define add mtls_buf_add
+#define add mtls_buf_append
 
 static inline int put(struct mtls_buf *b, const char *s)
 {

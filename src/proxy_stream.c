@@ -54,7 +54,7 @@ static int on_status(llhttp_t *p, const char *at, size_t n)
 
     if (head_room(r, n) < 0)
         return -1;
-    return mtls_buf_add(&r->reason, at, n) < 0 ? fail(r, "out of memory") : 0;
+    return mtls_buf_append(&r->reason, at, n) < 0 ? fail(r, "out of memory") : 0;
 }
 
 static uint32_t *span(struct mtls_ups_resp *r, size_t i)
@@ -79,12 +79,12 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n)
             return fail(r, "too many response header fields");
         s[0] = (uint32_t)r->fields.len;
         s[1] = s[2] = s[3] = 0;
-        if (mtls_buf_add(&r->spans, s, sizeof(s)) < 0)
+        if (mtls_buf_append(&r->spans, s, sizeof(s)) < 0)
             return fail(r, "out of memory");
         r->in_value = false;
     }
     span(r, n_spans(r) - 1)[1] += (uint32_t)n;
-    return mtls_buf_add(&r->fields, at, n) < 0 ? fail(r, "out of memory") : 0;
+    return mtls_buf_append(&r->fields, at, n) < 0 ? fail(r, "out of memory") : 0;
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t n)
@@ -100,7 +100,7 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n)
         r->in_value = true;
     }
     s[3] += (uint32_t)n;
-    return mtls_buf_add(&r->fields, at, n) < 0 ? fail(r, "out of memory") : 0;
+    return mtls_buf_append(&r->fields, at, n) < 0 ? fail(r, "out of memory") : 0;
 }
 
 static bool field_is(struct mtls_ups_resp *r, const uint32_t *s, const char *name)
@@ -186,7 +186,7 @@ static int on_body(llhttp_t *p, const char *at, size_t n)
         return 0; /* a 1xx has no body; nothing else gets here */
     r->body_bytes += n;
     ret = r->chunked_out ? mtls_chunk_append(r->to_client, at, n)
-                         : mtls_buf_add(r->to_client, at, n);
+                         : mtls_buf_append(r->to_client, at, n);
     return ret < 0 ? fail(r, "out of memory") : 0;
 }
 
@@ -331,13 +331,13 @@ int mtls_chunk_append(struct mtls_buf *out, const void *p, size_t n)
     k = snprintf(size, sizeof(size), "%zx\r\n", n);
     if (mtls_buf_reserve(out, (size_t)k + n + 2) < 0)
         return -1;
-    mtls_buf_add(out, size, (size_t)k);
-    mtls_buf_add(out, p, n);
-    mtls_buf_add(out, "\r\n", 2);
+    mtls_buf_append(out, size, (size_t)k);
+    mtls_buf_append(out, p, n);
+    mtls_buf_append(out, "\r\n", 2);
     return 0;
 }
 
 int mtls_chunk_last(struct mtls_buf *out)
 {
-    return mtls_buf_add(out, "0\r\n\r\n", 5);
+    return mtls_buf_append(out, "0\r\n\r\n", 5);
 }

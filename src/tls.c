@@ -457,7 +457,14 @@ enum mtls_tls_status mtls_tls_handshake(struct mtls_tls *t, const char **why)
 
 enum mtls_tls_status mtls_tls_read(struct mtls_tls *t, uint8_t *buf, size_t cap, size_t *n)
 {
-    int ret = wolfSSL_read(t->ssl, buf, cap > INT32_MAX ? INT32_MAX : (int)cap), err;
+    int ret, err;
+
+    /* Nothing fed and nothing inside wolfSSL: no call (wolfssl_internal.h). */
+    if (t->in_len == 0 && mtls_wolfssl_read_idle(t->ssl)) {
+        *n = 0;
+        return MTLS_TLS_AGAIN;
+    }
+    ret = wolfSSL_read(t->ssl, buf, cap > INT32_MAX ? INT32_MAX : (int)cap);
 
     if (ret > 0) {
         *n = (size_t)ret;

@@ -9,6 +9,10 @@
 static const struct mtls_http_limits limits = {
     .max_header_bytes = 1024, .max_headers = 8, .max_body_bytes = 100};
 
+/* Shared by every parser of this test, as a worker's connections share
+ * theirs: each request below runs on buffers another one gave back. */
+static struct mtls_http_pool pool;
+
 struct outcome {
     int requests;
     int error;                /* status, 0 if none */
@@ -45,6 +49,7 @@ static struct outcome run_body(const char *s, size_t step, struct body_sink *sin
 
     memset(&o, 0, sizeof(o));
     mtls_http_init(&h, &limits);
+    mtls_http_set_pool(&h, &pool);
     if (sink)
         mtls_http_set_body(&h, on_body, sink);
     while (off < len && !o.error) {
@@ -221,5 +226,19 @@ int main(void)
     head_and_body(1);
     head_and_body(3);
     head_and_body(1000);
+
+    /* The pool: what finished requests gave back, bounded; the next parser
+     * takes it (a request's buffers are four). */
+    CHECK(pool.n >= 4 && pool.n <= sizeof(pool.spare) / sizeof(pool.spare[0]));
+    unsigned before = pool.n;
+    o = run("GET /pooled HTTP/1.1\r\nHost: a\r\nX: y\r\n\r\n", 1000000);
+    CHECK(o.requests == 1 && strcmp(o.targets[0], "/pooled") == 0);
+    CHECK(strcmp(o.fields[0], "Host=a|X=y|") == 0);
+    CHECK(pool.n == before);
+    mtls_http_pool_free(&pool);
+    CHECK(pool.n == 0);
+    o = run("GET /unpooled HTTP/1.1\r\nHost: a\r\n\r\n", 1);
+    CHECK(o.requests == 1 && strcmp(o.targets[0], "/unpooled") == 0);
+    mtls_http_pool_free(&pool);
     return check_report();
 }

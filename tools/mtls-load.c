@@ -9,12 +9,19 @@
  * which latency runs from each request's *scheduled* time, so a stalled server
  * cannot hide its stall by slowing the client down (coordinated omission).
  *
- * Shape: one epoll loop per thread over non-blocking sockets, wolfSSL doing
- * its own socket I/O (wolfSSL_set_fd). The sockets are registered once,
- * edge-triggered for both directions, and every event re-drives the
- * connection until wolfSSL reports want-read/want-write; that avoids tracking
- * which direction wolfSSL waits on (its want codes share one callback value)
- * and an epoll_ctl per state change.
+ * Shape: one epoll loop per thread over non-blocking sockets. wolfSSL sends
+ * on the socket itself (wolfSSL_set_fd); receiving goes through our own
+ * callback: one recv() per readiness fills the connection's buffer and
+ * wolfSSL's small reads (record header, then body) are served from it, and
+ * a short recv() counts as drained (edge-triggered epoll reports what comes
+ * later), so a keep-alive request costs one send and one recv, and no
+ * wolfSSL_read is made that could only want more (mtlsd/wolfssl_internal.h):
+ * the load tool must stay cheaper per request than the servers it measures.
+ * The sockets are registered once, edge-triggered for both directions, and
+ * every event re-drives the connection until wolfSSL reports
+ * want-read/want-write; that avoids tracking which direction wolfSSL waits
+ * on (its want codes share one callback value) and an epoll_ctl per state
+ * change.
  *
  * Error convention: functions that may close the connection return 1 when
  * they did (the caller must not touch it again), 0 otherwise. Start-up code
@@ -24,6 +31,7 @@
  * non-2xx answer (unless --allow-errors); 2 usage or set-up error. */
 #define _GNU_SOURCE
 #include "mtlsd/wolfssl.h"
+#include "mtlsd/wolfssl_internal.h"
 #include <wolfssl/wolfcrypt/random.h>
 
 #include <arpa/inet.h>
@@ -56,6 +64,7 @@
 #define MAX_CHUNK_LINE 256   /* chunk-size line or trailer line */
 #define MAX_REQ_HEADERS 8192 /* bytes of -H headers together */
 #define READ_BUF 16384
+#define RX_BUF 8192          /* ciphertext per recv() of one connection */
 #define EPOLL_BATCH 256
 #define TIMEOUT_SCAN_NS (50 * NS_PER_MS)
 #define NS_PER_MS 1000000ULL
@@ -255,6 +264,10 @@ struct conn {
     bool priming;          /* keepalive rate mode: warm-up request outstanding */
     uint64_t sent_at[MAX_PIPELINE];
     struct resp *rp;
+    char *rx;              /* ciphertext received, not yet taken by wolfSSL */
+    size_t rx_off, rx_len;
+    bool rx_drained;       /* a recv came back short: nothing more until epoll says */
+    bool rx_hup;           /* the peer's FIN was reported: read until recv says 0 */
 };
 
 struct worker {
@@ -576,6 +589,8 @@ static void conn_close(struct worker *w, struct conn *c, bool graceful)
     c->unsent = c->wr_k = c->outstanding = 0;
     c->ring_head = 0;
     c->reserved = c->priming = false;
+    c->rx_off = c->rx_len = 0;
+    c->rx_drained = c->rx_hup = false;
     resp_reset(c->rp);
 }
 
@@ -660,6 +675,43 @@ static void fill_pipeline(struct worker *w, struct conn *c)
 }
 
 static int conn_drive(struct worker *w, struct conn *c);
+
+/* wolfSSL's receive callback (see the top of the file). errno stays as
+ * recv() left it, for tls_error(). */
+static int on_recv(WOLFSSL *ssl, char *buf, int sz, void *arg)
+{
+    struct conn *c = arg;
+    (void)ssl;
+    if (c->rx_off == c->rx_len) {
+        if (c->rx_drained)
+            return WOLFSSL_CBIO_ERR_WANT_READ;
+        ssize_t n;
+        do
+            n = recv(c->fd, c->rx, RX_BUF, 0);
+        while (n < 0 && errno == EINTR);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                c->rx_drained = true;
+                return WOLFSSL_CBIO_ERR_WANT_READ;
+            }
+            return errno == ECONNRESET ? WOLFSSL_CBIO_ERR_CONN_RST : WOLFSSL_CBIO_ERR_GENERAL;
+        }
+        if (n == 0)
+            return WOLFSSL_CBIO_ERR_CONN_CLOSE;
+        c->rx_off = 0;
+        c->rx_len = (size_t)n;
+        /* Short: the socket was empty after it. Not once the FIN was seen:
+         * the end of the stream must be read too. */
+        if ((size_t)n < RX_BUF && !c->rx_hup)
+            c->rx_drained = true;
+    }
+    size_t k = c->rx_len - c->rx_off;
+    if (k > (size_t)sz)
+        k = (size_t)sz;
+    memcpy(buf, c->rx + c->rx_off, k);
+    c->rx_off += k;
+    return (int)k;
+}
 
 /* Counts NewSessionTicket messages: servers differ (OpenSSL sends two per
  * TLS 1.3 handshake by default) and each one costs the server. */
@@ -838,6 +890,8 @@ static int conn_drive(struct worker *w, struct conn *c)
     if (conn_flush(w, c))
         return 1;
     for (;;) {
+        if (c->rx_off == c->rx_len && c->rx_drained && mtls_wolfssl_read_idle(c->ssl))
+            return 0; /* wolfSSL_read could only want more: the next event */
         int n = wolfSSL_read(c->ssl, w->rbuf, (int)sizeof w->rbuf);
         if (n > 0) {
             if (on_data(w, c, w->rbuf, (size_t)n))
@@ -861,6 +915,9 @@ static int conn_drive(struct worker *w, struct conn *c)
 
 static void conn_on_event(struct worker *w, struct conn *c, uint32_t events)
 {
+    c->rx_drained = false; /* whatever came, recv() again */
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        c->rx_hup = true;
     if (c->state == C_CONNECTING) {
         int err = 0;
         socklen_t len = sizeof err;
@@ -898,6 +955,8 @@ static int conn_start(struct worker *w, struct conn *c, uint64_t t)
         conn_fail(w, c, ERR_TLS, "wolfSSL_new/set_fd failed (out of memory?)");
         return 1;
     }
+    wolfSSL_SSLSetIORecv(c->ssl, on_recv);
+    wolfSSL_SetIOReadCtx(c->ssl, c);
     (void)wolfSSL_set_SessionTicket_cb(c->ssl, on_ticket, c);
     if (g.verify_name && wolfSSL_check_domain_name(c->ssl, g.verify_name) != WOLFSSL_SUCCESS) {
         conn_fail(w, c, ERR_TLS, "wolfSSL_check_domain_name failed");
@@ -1665,7 +1724,8 @@ int main(int argc, char **argv)
             w->conns[j].w = w;
             w->conns[j].fd = -1;
             w->conns[j].rp = malloc(sizeof(struct resp));
-            if (!w->conns[j].rp)
+            w->conns[j].rx = malloc(RX_BUF);
+            if (!w->conns[j].rp || !w->conns[j].rx)
                 die("%s", "out of memory");
             resp_reset(w->conns[j].rp);
         }
@@ -1715,7 +1775,7 @@ int main(int argc, char **argv)
 
     for (unsigned i = 0; i < o->threads; i++) {
         for (unsigned j = 0; j < ws[i]->nconns; j++)
-            free(ws[i]->conns[j].rp);
+            free(ws[i]->conns[j].rp), free(ws[i]->conns[j].rx);
         close(ws[i]->epfd);
         free(ws[i]->conns);
         free(ws[i]->restart);

@@ -14,16 +14,18 @@ struct mtls_buf {
 
 /* Make room for `extra` more bytes; 0 on success, -ENOMEM otherwise. */
 int mtls_buf_reserve(struct mtls_buf *b, size_t extra);
-int mtls_buf_append(struct mtls_buf *b, const void *p, size_t n);
-/* mtls_buf_append for hot paths that append many small pieces (the proxy's
- * header rewriting): when it fits, a memcpy without a call. */
-static inline int mtls_buf_add(struct mtls_buf *b, const void *p, size_t n)
+/* Appends n bytes; 0 on success, -ENOMEM otherwise. */
+int mtls_buf_append_slow(struct mtls_buf *b, const void *p, size_t n);
+
+/* Inline when it fits: a request's parsing appends a dozen small pieces. */
+static inline int mtls_buf_append(struct mtls_buf *b, const void *p, size_t n)
 {
-    if (b->cap - b->len < n || n == 0)
-        return mtls_buf_append(b, p, n);
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-    return 0;
+    if (n && b->cap - b->len >= n) {
+        __builtin_memcpy(b->data + b->len, p, n);
+        b->len += n;
+        return 0;
+    }
+    return mtls_buf_append_slow(b, p, n);
 }
 /* Drop the first n bytes. */
 void mtls_buf_consume(struct mtls_buf *b, size_t n);

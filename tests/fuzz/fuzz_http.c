@@ -14,6 +14,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const struct mtls_http_limits limits = {
         .max_header_bytes = 512, .max_headers = 8, .max_body_bytes = 256};
+    /* Kept across inputs, as a worker keeps it across connections: every
+     * request runs on buffers an earlier one gave back. */
+    static struct mtls_http_pool pool;
     struct mtls_http h;
     size_t step, off = 1;
 
@@ -21,6 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     step = (size_t)(data[0] % 17) + 1;
     mtls_http_init(&h, &limits);
+    mtls_http_set_pool(&h, &pool);
     while (off < size) {
         size_t n = size - off < step ? size - off : step;
         const uint8_t *p = data + off;
