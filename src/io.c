@@ -91,7 +91,8 @@ void mtls_io_destroy(struct mtls_io *io)
     if (io->ops)
         io->ops->destroy(io);
     io->ops = NULL;
-    io->reap = io->deferred = io->deferred_tail = NULL;
+    io->reap = (struct mtls_list){0};
+    io->deferred = (struct mtls_list){0};
 }
 
 /* ---- sockets --------------------------------------------------------------- */
@@ -152,8 +153,7 @@ int mtls_io_shutdown_write(struct mtls_io_sock *s)
 
 static void reap_later(struct mtls_io_sock *s)
 {
-    s->next = s->io->reap;
-    s->io->reap = s;
+    mtls_list_push_back(&s->io->reap, &s->link);
 }
 
 void mtls_io_close(struct mtls_io_sock *s)
@@ -190,12 +190,7 @@ void mtls_io_defer(struct mtls_io_sock *s)
         return;
     s->flags |= MTLS_IO_F_DEFERRED;
     mtls_io_ref(s);
-    s->next = NULL;
-    if (io->deferred_tail)
-        io->deferred_tail->next = s;
-    else
-        io->deferred = s;
-    io->deferred_tail = s;
+    mtls_list_push_back(&io->deferred, &s->link);
 }
 
 void mtls_io_deliver_recv(struct mtls_io_sock *s, const uint8_t *p, ssize_t n)
@@ -216,13 +211,12 @@ void mtls_io_deliver_sent(struct mtls_io_sock *s, ssize_t res)
  * writes and refused registrations), delivered here instead. */
 static void run_deferred(struct mtls_io *io)
 {
-    struct mtls_io_sock *s;
+    struct mtls_link *l;
 
-    while ((s = io->deferred)) {
-        io->deferred = s->next;
-        if (!io->deferred)
-            io->deferred_tail = NULL;
-        s->next = NULL;
+    while ((l = io->deferred.head)) {
+        struct mtls_io_sock *s = mtls_container_of(l, struct mtls_io_sock, link);
+
+        mtls_list_unlink(&io->deferred, l);
         s->flags &= (uint8_t)~MTLS_IO_F_DEFERRED;
         if ((s->flags & MTLS_IO_F_SENDING) && !(s->flags & MTLS_IO_F_BLOCKED) &&
             (s->err < 0 || s->out_done == s->out_len)) {
@@ -284,7 +278,7 @@ static void expire_timers(struct mtls_io *io)
 
 static uint64_t next_wait_ms(struct mtls_io *io, uint64_t wait)
 {
-    if (io->deferred)
+    if (io->deferred.head)
         return 0;
     for (int t = 0; t < MTLS_TIMER_NONE; t++) {
         struct mtls_io_sock *s = timer_head(io, t);
@@ -361,9 +355,10 @@ int mtls_io_poll(struct mtls_io *io, uint64_t max_wait_ms)
     run_deferred(io);
     /* Owners are freed only here, after the batch: no completion of this
      * batch can name a freed socket. */
-    while (io->reap) {
-        struct mtls_io_sock *s = io->reap;
-        io->reap = s->next;
+    for (struct mtls_link *l; (l = io->reap.head);) {
+        struct mtls_io_sock *s = mtls_container_of(l, struct mtls_io_sock, link);
+
+        mtls_list_unlink(&io->reap, l);
         mtls_io_discard(s);
         s->h->on_closed(s);
     }

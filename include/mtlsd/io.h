@@ -57,7 +57,8 @@ struct mtls_io_sock {
     size_t out_len, out_done;
     uint64_t deadline_ms;
     struct mtls_link timer_link;
-    struct mtls_io_sock *next;   /* on the reap or the deferred list */
+    struct mtls_link link; /* on the reap or the deferred list (never both: a
+                            * deferred socket holds a reference) */
 };
 
 /* ---- for connection code ------------------------------------------------ */
@@ -104,8 +105,8 @@ struct mtls_io {
     uint64_t now_ms, now_us;
     uint64_t timeout_ms[MTLS_TIMER_NONE];
     struct mtls_list timers[MTLS_TIMER_NONE];
-    struct mtls_io_sock *reap;       /* closed, nothing in flight */
-    struct mtls_io_sock *deferred, *deferred_tail;   /* results to deliver */
+    struct mtls_list reap;           /* closed, nothing in flight */
+    struct mtls_list deferred;       /* results to deliver, in order */
     int listen_fd;
     bool accepting;                  /* wanted by the worker */
     bool accept_armed;               /* the backend is accepting */

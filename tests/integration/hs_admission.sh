@@ -52,16 +52,11 @@ check_eq "and a TLS 1.2 client (openssl)" \
 
 # A burst of N idle connections beside them: all come up.
 [ "$IT_SLOW" = 1 ] || N=150
-"$MTLS_LOAD" --mode idle -c "$N" --duration "$(slow 60)" --timeout "$(slow 30)" \
-    --cert "$PKI/client.crt" --key "$PKI/client.key" --cacert "$PKI/ca.crt" \
-    "$(url /)" >"$T/load.out" 2>"$T/load.err" &
-lp=$!
-IT_BG_PIDS+=("$lp")
+idle_burst "$N"
 limit=$($PY -c "print(int(60 * 10 * $IT_SLOW))")
-for ((i = 0; i < limit; i++)); do grep -qs established "$T/load.err" && break; sleep 0.1; done
 check_contains "a burst of $N connections beside them comes up" "$(cat "$T/load.err")" \
     "established $N idle"
-kill "$lp" 2>/dev/null; wait "$lp" 2>/dev/null
+kill "$IDLE_PID" 2>/dev/null; wait "$IDLE_PID" 2>/dev/null
 
 # The stalled clients go away (some while waiting for a slot): the slots
 # come back and the server goes on.

@@ -239,6 +239,20 @@ server_alive() { [ -n "$MTLSD_PID" ] && kill -0 "$MTLSD_PID" 2>/dev/null; }
 # url PATH
 url() { echo "https://localhost:$PORT${1:-/}"; }
 
+# idle_burst N: N idle mTLS connections from mtls-load in the background (its
+# PID in IDLE_PID, its report in $T/load.err); returns once they are up, or
+# after 60 s (x IT_SLOW).
+idle_burst() {
+    "$MTLS_LOAD" --mode idle -c "$1" --duration "$(slow 60)" --timeout "$(slow 30)" \
+        --cert "$PKI/client.crt" --key "$PKI/client.key" --cacert "$PKI/ca.crt" \
+        "$(url /)" >"$T/load.out" 2>"$T/load.err" &
+    IDLE_PID=$!
+    IT_BG_PIDS+=("$IDLE_PID")
+    local i n
+    n=$($PY -c "print(int(60 * 10 * $IT_SLOW))")
+    for ((i = 0; i < n; i++)); do grep -qs established "$T/load.err" && break; sleep 0.1; done
+}
+
 # ccurl [curl args...]: curl with the good client certificate, localhost -> 127.0.0.1
 ccurl() {
     curl -sS --max-time "$(slow 10)" --resolve "localhost:$PORT:127.0.0.1" \

@@ -19,16 +19,11 @@ open_conns() { metric mtlsd_connections_open; }
 check_eq "served before the burst" "$(ccurl "$(url /)" 2>/dev/null)" "Hello World!"
 sleep 0.5
 before=$(rss_kb)
-"$MTLS_LOAD" --mode idle -c "$N" --duration "$(slow 60)" --timeout "$(slow 30)" \
-    --cert "$PKI/client.crt" --key "$PKI/client.key" --cacert "$PKI/ca.crt" \
-    "$(url /)" >"$T/load.out" 2>"$T/load.err" &
-lp=$!
-IT_BG_PIDS+=("$lp")
+idle_burst "$N"
 limit=$($PY -c "print(int(60 * 10 * $IT_SLOW))")
-for ((i = 0; i < limit; i++)); do grep -q established "$T/load.err" && break; sleep 0.1; done
 check_contains "mtls-load: $N idle connections up" "$(cat "$T/load.err")" "established $N idle"
 peak=$(rss_kb)
-kill "$lp" 2>/dev/null; wait "$lp" 2>/dev/null
+kill "$IDLE_PID" 2>/dev/null; wait "$IDLE_PID" 2>/dev/null
 # All closed on the server side (bounded wait), then a few seconds for the trim.
 for ((i = 0; i < limit; i++)); do [ "$(open_conns)" -le 1 ] 2>/dev/null && break; sleep 0.1; done
 check_range "connections closed after the burst" "$(open_conns)" 0 1

@@ -97,6 +97,18 @@ async def read_head(reader):
     return parts[0].decode(), parts[1].decode("latin-1"), parts[2].decode(), headers
 
 
+async def read_hashed(reader, n, sha, what):
+    """Reads n body bytes into the hash; BadRequest(what) if they stop short."""
+    left = n
+    while left:
+        chunk = await reader.read(min(left, 65536))
+        if not chunk:
+            raise BadRequest(what)
+        sha.update(chunk)
+        left -= len(chunk)
+    return n
+
+
 async def read_body(reader, headers, sha):
     get = lambda n: [v for k, v in headers if k.lower() == n]
     te = get("transfer-encoding")
@@ -112,25 +124,11 @@ async def read_body(reader, headers, sha):
                 while (await reader.readuntil(b"\r\n")) != b"\r\n":
                     pass  # trailers
                 return total
-            left = size
-            while left:
-                chunk = await reader.read(min(left, 65536))
-                if not chunk:
-                    raise BadRequest("truncated chunk")
-                sha.update(chunk)
-                left -= len(chunk)
-            total += size
+            total += await read_hashed(reader, size, sha, "truncated chunk")
             if await reader.readexactly(2) != b"\r\n":
                 raise BadRequest("bad chunk end")
     if cl:
-        left = int(cl[0])
-        while left:
-            chunk = await reader.read(min(left, 65536))
-            if not chunk:
-                raise BadRequest("truncated body")
-            sha.update(chunk)
-            left -= len(chunk)
-            total += len(chunk)
+        total += await read_hashed(reader, int(cl[0]), sha, "truncated body")
     return total
 
 
