@@ -51,3 +51,29 @@ void mtls_buf_free(struct mtls_buf *b)
     b->data = NULL;
     b->len = b->cap = 0;
 }
+
+void mtls_buf_pool_put(struct mtls_buf_pool *pool, struct mtls_buf *b)
+{
+    if (!b->data)
+        return;
+    if ((pool->n < pool->few && b->cap <= pool->few_cap) ||
+        (pool->n < pool->max && pool->n < MTLS_BUF_POOL_MAX && b->cap <= pool->max_cap)) {
+        b->len = 0;
+        pool->spare[pool->n++] = *b;
+        memset(b, 0, sizeof(*b));
+    } else {
+        mtls_buf_free(b);
+    }
+}
+
+void mtls_buf_pool_get(struct mtls_buf_pool *pool, struct mtls_buf *b)
+{
+    if (!b->data && pool->n)
+        *b = pool->spare[--pool->n];
+}
+
+void mtls_buf_pool_free(struct mtls_buf_pool *pool)
+{
+    while (pool->n)
+        mtls_buf_free(&pool->spare[--pool->n]);
+}

@@ -25,9 +25,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define SPARE_MAX (sizeof(((struct mtls_conn_env *)0)->spare) / sizeof(struct mtls_buf))
-#define SPARE_FEW 8            /* recycled buffers of any size up to 64 KB */
-#define SPARE_SMALL 2048u      /* the rest: buffers this small only */
 
 /* Output backlog bounds: above HIGH the connection stops parsing input (a
  * pipelining client that does not read its responses); below LOW it goes on. */
@@ -172,6 +169,13 @@ static struct mtls_conn *conn_of(struct mtls_io_sock *s)
 
 int mtls_conn_env_init(struct mtls_conn_env *env)
 {
+    /* A few ordinary-sized output buffers, and more small ones: with many
+     * keep-alive connections answered in one batch, each flight holds one
+     * until its send completes, and a pool of 8 made every request beyond
+     * the eighth malloc and free its own (~300 instructions). */
+    env->out_pool = (struct mtls_buf_pool){
+        .few = 8, .few_cap = 64 * 1024, .max = MTLS_BUF_POOL_MAX, .max_cap = 2048};
+    env->http_pool = (struct mtls_buf_pool)MTLS_HTTP_POOL_INIT;
     env->plain_cap = 16384 + 256;
     env->plain = malloc(env->plain_cap);
     return env->plain ? 0 : -1;
@@ -180,27 +184,12 @@ int mtls_conn_env_init(struct mtls_conn_env *env)
 /* Output buffers: an idle connection keeps none, the worker a few. */
 static void buf_get(struct mtls_conn_env *env, struct mtls_buf *b)
 {
-    if (env->nspare)
-        *b = env->spare[--env->nspare];
+    mtls_buf_pool_get(&env->out_pool, b);
 }
 
 static void buf_put(struct mtls_conn_env *env, struct mtls_buf *b)
 {
-    if (!b->data)
-        return;
-    /* Keep a few ordinary-sized buffers, and more small ones: with many
-     * keep-alive connections answered in one batch, each flight holds one
-     * until its send completes, and a pool of 8 made every request beyond
-     * the eighth malloc and free its own (~300 instructions). A large one
-     * goes back to malloc. */
-    if ((env->nspare < SPARE_FEW && b->cap <= 64 * 1024) ||
-        (env->nspare < SPARE_MAX && b->cap <= SPARE_SMALL)) {
-        b->len = 0;
-        env->spare[env->nspare++] = *b;
-        memset(b, 0, sizeof(*b));
-    } else {
-        mtls_buf_free(b);
-    }
+    mtls_buf_pool_put(&env->out_pool, b);
 }
 
 struct mtls_conn *mtls_conn_new(struct mtls_conn_env *env, int fd)
@@ -257,10 +246,8 @@ void mtls_conn_env_free(struct mtls_conn_env *env)
 
     while ((l = env->all.head))
         conn_free(mtls_container_of(l, struct mtls_conn, all_link));
-    for (unsigned i = 0; i < env->nspare; i++)
-        mtls_buf_free(&env->spare[i]);
-    env->nspare = 0;
-    mtls_http_pool_free(&env->http_pool);
+    mtls_buf_pool_free(&env->out_pool);
+    mtls_buf_pool_free(&env->http_pool);
     mtls_buf_free(&env->resp);
     mtls_buf_free(&env->alog);
     free(env->plain);

@@ -31,16 +31,10 @@ static int charge(struct mtls_http *h, size_t n)
  * connection of the worker takes them again instead of four allocations. */
 static void pool_put(struct mtls_http *h, struct mtls_buf *b)
 {
-    struct mtls_http_pool *pool = h->pool;
-
-    if (pool && b->data && b->cap <= MTLS_HTTP_POOL_BUF_MAX &&
-        pool->n < sizeof(pool->spare) / sizeof(pool->spare[0])) {
-        b->len = 0;
-        pool->spare[pool->n++] = *b;
-        memset(b, 0, sizeof(*b));
-        return;
-    }
-    mtls_buf_free(b);
+    if (h->pool)
+        mtls_buf_pool_put(h->pool, b);
+    else
+        mtls_buf_free(b);
 }
 
 static void release(struct mtls_http *h)
@@ -53,8 +47,8 @@ static void release(struct mtls_http *h)
 
 static void pool_get(struct mtls_http *h, struct mtls_buf *b)
 {
-    if (!b->data && h->pool && h->pool->n)
-        *b = h->pool->spare[--h->pool->n];
+    if (h->pool)
+        mtls_buf_pool_get(h->pool, b);
 }
 
 static int on_message_begin(llhttp_t *p)
@@ -222,15 +216,9 @@ void mtls_http_init(struct mtls_http *h, const struct mtls_http_limits *limits)
     llhttp_init(&h->parser, HTTP_REQUEST, &settings);
 }
 
-void mtls_http_set_pool(struct mtls_http *h, struct mtls_http_pool *pool)
+void mtls_http_set_pool(struct mtls_http *h, struct mtls_buf_pool *pool)
 {
     h->pool = pool;
-}
-
-void mtls_http_pool_free(struct mtls_http_pool *pool)
-{
-    while (pool->n)
-        mtls_buf_free(&pool->spare[--pool->n]);
 }
 
 void mtls_http_free(struct mtls_http *h)

@@ -11,7 +11,7 @@ static const struct mtls_http_limits limits = {
 
 /* Shared by every parser of this test, as a worker's connections share
  * theirs: each request below runs on buffers another one gave back. */
-static struct mtls_http_pool pool;
+static struct mtls_buf_pool pool = MTLS_HTTP_POOL_INIT;
 
 struct outcome {
     int requests;
@@ -235,10 +235,10 @@ int main(void)
     CHECK(o.requests == 1 && strcmp(o.targets[0], "/pooled") == 0);
     CHECK(strcmp(o.fields[0], "Host=a|X=y|") == 0);
     CHECK(pool.n == before);
-    mtls_http_pool_free(&pool);
+    mtls_buf_pool_free(&pool);
     CHECK(pool.n == 0);
     o = run("GET /unpooled HTTP/1.1\r\nHost: a\r\n\r\n", 1);
     CHECK(o.requests == 1 && strcmp(o.targets[0], "/unpooled") == 0);
-    mtls_http_pool_free(&pool);
+    mtls_buf_pool_free(&pool);
     return check_report();
 }

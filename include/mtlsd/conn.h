@@ -46,12 +46,11 @@ struct mtls_conn_env {
     size_t plain_cap;
     struct mtls_buf resp;          /* scratch: response being framed */
     struct mtls_buf alog;          /* access log lines of this batch */
-    struct mtls_buf spare[64];     /* recycled output buffers (conn.c buf_put) */
-    unsigned nspare;
+    struct mtls_buf_pool out_pool; /* recycled output buffers (conn.c buf_put) */
     unsigned hs_live;              /* handshakes in progress */
     bool hs_forced;                /* one started beyond HS_LIVE_MAX this iteration */
     struct mtls_list hs_wait;      /* first bytes in, handshake not started */
-    struct mtls_http_pool http_pool; /* recycled request buffers (http.h) */
+    struct mtls_buf_pool http_pool; /* recycled request buffers (http.h) */
 };
 
 struct mtls_conn {

@@ -46,18 +46,14 @@ enum mtls_http_result {
     MTLS_HTTP_ERROR,           /* answer *status and close the connection */
 };
 
-/* Buffers of finished requests, lent to the next request of any connection
- * of one worker (one thread: no lock). Larger ones go back to malloc. */
-#define MTLS_HTTP_POOL_BUF_MAX 4096
-struct mtls_http_pool {
-    struct mtls_buf spare[16];
-    unsigned n;
-};
+/* The pool a worker lends request buffers from (mtls_http_set_pool): those
+ * of finished requests, for the next request of any of its connections. */
+#define MTLS_HTTP_POOL_INIT {.few = 16, .few_cap = 4096, .max = 16, .max_cap = 4096}
 
 struct mtls_http {
     llhttp_t parser;
     const struct mtls_http_limits *limits;
-    struct mtls_http_pool *pool; /* NULL: every request allocates its own */
+    struct mtls_buf_pool *pool; /* NULL: every request allocates its own */
     struct mtls_buf target;    /* held only while a request is in progress */
     struct mtls_buf fields;    /* header names and values, NUL after each */
     struct mtls_buf spans;     /* per field: offsets into `fields` */
@@ -85,9 +81,7 @@ struct mtls_http {
 void mtls_http_init(struct mtls_http *h, const struct mtls_http_limits *limits);
 void mtls_http_free(struct mtls_http *h);
 /* The worker's pool for this parser's request buffers (NULL: none). */
-void mtls_http_set_pool(struct mtls_http *h, struct mtls_http_pool *pool);
-/* Frees the pooled buffers (the worker's end). */
-void mtls_http_pool_free(struct mtls_http_pool *pool);
+void mtls_http_set_pool(struct mtls_http *h, struct mtls_buf_pool *pool);
 /* Where body bytes go (NULL: counted and dropped). */
 void mtls_http_set_body(struct mtls_http *h, mtls_http_body_fn fn, void *ctx);
 

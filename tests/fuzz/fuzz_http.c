@@ -16,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .max_header_bytes = 512, .max_headers = 8, .max_body_bytes = 256};
     /* Kept across inputs, as a worker keeps it across connections: every
      * request runs on buffers an earlier one gave back. */
-    static struct mtls_http_pool pool;
+    static struct mtls_buf_pool pool = MTLS_HTTP_POOL_INIT;
     struct mtls_http h;
     size_t step, off = 1;
 
