@@ -148,7 +148,8 @@ static const char *signer_pick(const struct mtls_config *cfg, const uint8_t *pem
     if (!mtls_keysign_built())
         why = "built without libcrypto (CMake MTLSD_OPENSSL_SIGNER=OFF)";
 #else
-    why = "this wolfSSL has no PK callbacks (the scripts/deps.sh build has them)";
+    why = "this wolfSSL build lacks PK callbacks or its private header (the scripts/deps.sh "
+          "build has both)";
 #endif
     if (why) {
         if (want == MTLS_SIGNER_OPENSSL) {
