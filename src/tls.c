@@ -776,6 +776,11 @@ bool mtls_tls_chain_cached(const struct mtls_tls *t)
     return t->chain_cached;
 }
 
+bool mtls_tls_sign_failed(const struct mtls_tls *t)
+{
+    return t->sign_failed;
+}
+
 void mtls_tls_feed(struct mtls_tls *t, const uint8_t *p, size_t n)
 {
     t->in = p;
