@@ -188,10 +188,11 @@ static const struct opt opts[] = {
            "on; off for bundles too large for one message)"),
     CHOICE("key-signer", "auto|wolfssl|openssl", key_signer, key_signers, "auto",
            "who signs with an RSA --key: openssl (libcrypto,\n"
-           "twice as fast as wolfSSL on CPUs with AVX-512\n"
-           "IFMA), wolfssl, or auto (default: openssl when\n"
-           "the CPU has AVX-512 IFMA, else wolfssl). An ECDSA\n"
-           "key is always signed by wolfSSL"),
+           "twice as fast as wolfSSL for RSA-2048 on CPUs\n"
+           "with AVX-512 IFMA), wolfssl, or auto (default:\n"
+           "openssl for RSA-2048 when the CPU has AVX-512\n"
+           "IFMA, else wolfssl). An ECDSA key is always\n"
+           "signed by wolfSSL"),
 
     HEADING("Client identity:"),
     CHOICE("client-auth", "MODE", verify.client_auth, client_auth_modes, "verify",

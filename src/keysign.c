@@ -140,7 +140,8 @@ int mtls_keysign_init(char *err, size_t errlen)
     return 0;
 }
 
-int mtls_keysign_check(const uint8_t *pem, size_t len, bool *rsa, char *err, size_t errlen)
+int mtls_keysign_check(const uint8_t *pem, size_t len, unsigned *rsa_bits, char *err,
+                       size_t errlen)
 {
     static const uint8_t digest[64] = {1, 2, 3};
     /* A DigestInfo for SHA-256 (RFC 8017 9.2 note 1) around `digest`. */
@@ -158,11 +159,12 @@ int mtls_keysign_check(const uint8_t *pem, size_t len, bool *rsa, char *err, siz
         snprintf(err, errlen, "libcrypto cannot read the key");
         goto out;
     }
-    *rsa = EVP_PKEY_get_base_id(pkey) == EVP_PKEY_RSA;
-    if (!*rsa) {
+    *rsa_bits = 0;
+    if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA) {
         ret = 0;
         goto out;
     }
+    *rsa_bits = (unsigned)EVP_PKEY_get_bits(pkey);
     if ((size_t)EVP_PKEY_get_size(pkey) > sizeof(sig)) {
         snprintf(err, errlen, "RSA keys over 8192 bits are not supported");
         goto out;
@@ -329,10 +331,11 @@ int mtls_keysign_init(char *err, size_t errlen)
     return 0;
 }
 
-int mtls_keysign_check(const uint8_t *pem, size_t len, bool *rsa, char *err, size_t errlen)
+int mtls_keysign_check(const uint8_t *pem, size_t len, unsigned *rsa_bits, char *err,
+                       size_t errlen)
 {
     (void)pem, (void)len;
-    *rsa = false;
+    *rsa_bits = 0;
     snprintf(err, errlen, "built without libcrypto");
     return -1;
 }

@@ -183,7 +183,7 @@ int main(void)
 {
     char err[300];
     const char *why = NULL;
-    bool rsa = false;
+    unsigned bits = 1;
     size_t len;
     char *pem;
     pthread_t th[2];
@@ -224,15 +224,15 @@ int main(void)
 
     /* the start-up check */
     pem = pem_of(ka.pkey, NULL, &len);
-    CHECK(mtls_keysign_check((uint8_t *)pem, len, &rsa, err, sizeof(err)) == 0 && rsa);
+    CHECK(mtls_keysign_check((uint8_t *)pem, len, &bits, err, sizeof(err)) == 0 && bits == 2048);
     free(pem);
     pem = pem_of(kec.pkey, NULL, &len);
-    CHECK(mtls_keysign_check((uint8_t *)pem, len, &rsa, err, sizeof(err)) == 0 && !rsa);
+    CHECK(mtls_keysign_check((uint8_t *)pem, len, &bits, err, sizeof(err)) == 0 && bits == 0);
     free(pem);
     pem = pem_of(ka.pkey, EVP_aes_128_cbc(), &len);
-    CHECK(mtls_keysign_check((uint8_t *)pem, len, &rsa, err, sizeof(err)) < 0);
+    CHECK(mtls_keysign_check((uint8_t *)pem, len, &bits, err, sizeof(err)) < 0);
     free(pem);
-    CHECK(mtls_keysign_check((const uint8_t *)"-----BEGIN PRIVATE KEY-----\nAAAA\n", 33, &rsa,
+    CHECK(mtls_keysign_check((const uint8_t *)"-----BEGIN PRIVATE KEY-----\nAAAA\n", 33, &bits,
                              err, sizeof(err)) < 0 &&
           strstr(err, "cannot read") != NULL);
 

@@ -28,10 +28,12 @@ bool mtls_keysign_built(void);
 bool mtls_keysign_cpu_fast(const char **why);
 /* Start-up, before the sandbox: libcrypto without openssl.cnf. */
 int mtls_keysign_init(char *err, size_t errlen);
-/* A PEM private key (start and reload): *rsa says whether it is RSA; an
- * RSA key is loaded and signed with once per algorithm, and the signatures
- * are verified, so a key libcrypto cannot use is refused before it serves. */
-int mtls_keysign_check(const uint8_t *pem, size_t len, bool *rsa, char *err, size_t errlen);
+/* A PEM private key (start and reload): *rsa_bits is its modulus size, 0
+ * for a key that is not RSA; an RSA key is loaded and signed with once per
+ * algorithm, and the signatures are verified, so a key libcrypto cannot use
+ * is refused before it serves. */
+int mtls_keysign_check(const uint8_t *pem, size_t len, unsigned *rsa_bits, char *err,
+                       size_t errlen);
 /* Worker threads: signs `in` with the RSA key whose DER (PKCS#1 or PKCS#8)
  * is `key`. Each thread keeps its own libcrypto key and contexts, built on
  * first use of a key: no lock, no allocation per signature. *out_len: room
