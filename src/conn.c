@@ -512,7 +512,7 @@ static void conn_pump(struct mtls_conn *c)
             return;
         if (st != MTLS_TLS_OK) {
             METRIC_INC(env->metrics, handshakes_failed);
-            if (!mtls_tls_cert_presented(c->tls))
+            if (!mtls_tls_cert_presented(c->tls) && !mtls_tls_sign_failed(c->tls))
                 METRIC_INC(env->metrics, verify_rejected_no_cert);
             log_info("worker %u: handshake failed: %s", env->worker_id, why ? why : "unknown");
             /* wolfSSL queued an alert: send it, then close. */

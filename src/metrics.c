@@ -12,10 +12,16 @@
 static struct mtls_metrics *workers[MAX_WORKERS];
 static unsigned n_workers;
 static const char *io_backend = "none";
+static const char *key_signer = "none";
 
 void mtls_metrics_set_io_backend(const char *name)
 {
     io_backend = name;
+}
+
+void mtls_metrics_set_key_signer(const char *name)
+{
+    __atomic_store_n(&key_signer, name, __ATOMIC_RELAXED); /* a reload, while /metrics reads */
 }
 
 void mtls_metrics_register(struct mtls_metrics *m)
@@ -71,6 +77,12 @@ int mtls_metrics_render(struct mtls_buf *out)
                  "# HELP mtlsd_io_backend the I/O backend serving connections (--io)\n"
                  "# TYPE mtlsd_io_backend gauge\nmtlsd_io_backend{backend=\"%s\"} 1\n",
                  io_backend);
+    if (n < 0 || mtls_buf_append(out, line, (size_t)n) < 0)
+        return -1;
+    n = snprintf(line, sizeof(line),
+                 "# HELP mtlsd_key_signer who signs with the server key in service "
+                 "(--key-signer)\n# TYPE mtlsd_key_signer gauge\nmtlsd_key_signer{signer=\"%s\"} 1\n",
+                 __atomic_load_n(&key_signer, __ATOMIC_RELAXED));
     if (n < 0 || mtls_buf_append(out, line, (size_t)n) < 0)
         return -1;
     return mtls_material_render(out);

@@ -2,6 +2,7 @@
  * the connection owns (h2o's read_bio/write_bio idea), so the worker can hand
  * whole flights to io_uring and wolfSSL never blocks or touches a socket. */
 #include "mtlsd/tls_internal.h"
+#include "mtlsd/keysign.h"
 #include "mtlsd/log.h"
 #include "mtlsd/metrics.h"
 #include "mtlsd/sessions.h"
@@ -10,6 +11,7 @@
 #include "mtlsd/wolfssl_internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,170 @@ struct mtls_tls_ctx {
     pthread_rwlock_t lock;
     const struct mtls_config *cfg;
 };
+
+/* --key-signer openssl: wolfSSL's PK callbacks hand the server's RSA
+ * signature to keysign.c (libcrypto). They need a wolfSSL built with
+ * --enable-pkcallbacks (scripts/deps.sh) and its private header (the hash
+ * identifiers and SendAlert); Debian's library has neither here. */
+#if defined(HAVE_PK_CALLBACKS) && defined(MTLSD_HAVE_WOLFSSL_INTERNAL) && !defined(NO_RSA) && \
+    defined(WC_RSA_PSS)
+#define MTLS_KEYSIGN 1
+
+/* `key` is the DER of the key in the connection's own WOLFSSL_CTX, loaded
+ * with the certificate it sent (and checked against it): a reload cannot
+ * slip another key in. wolfSSL then verifies the signature with that key
+ * (internal.c VerifyRsaSign, ~20 us): a wrong or faulty signature fails the
+ * handshake there too. */
+static int keysign(WOLFSSL *ssl, enum mtls_keysign_alg alg, const unsigned char *in,
+                   unsigned in_len, unsigned char *out, unsigned *out_len,
+                   const unsigned char *key, unsigned key_len)
+{
+    struct mtls_tls *t = wolfSSL_GetIOReadCtx(ssl);
+    size_t n = *out_len;
+
+    if (!key || mtls_keysign_rsa(alg, key, key_len, in, in_len, out, &n) < 0 || n > UINT_MAX) {
+        if (t) {
+            t->sign_failed = true;
+            METRIC_INC(t->metrics, key_sign_failures);
+        }
+        return WC_HW_E;
+    }
+    *out_len = (unsigned)n;
+    if (t)
+        METRIC_INC(t->metrics, key_signatures_openssl);
+    return 0;
+}
+
+/* TLS 1.2 ECDHE-RSA with rsa_pkcs1_*: `in` is the DigestInfo wolfSSL
+ * encoded around the digest (internal.c SendServerKeyExchange). */
+static int on_rsa_sign(WOLFSSL *ssl, const unsigned char *in, unsigned int in_len,
+                       unsigned char *out, word32 *out_len, const unsigned char *key,
+                       unsigned int key_len, void *arg)
+{
+    (void)arg;
+    return keysign(ssl, MTLS_KEYSIGN_PKCS1, in, in_len, out, out_len, key, key_len);
+}
+
+/* TLS 1.3 CertificateVerify and TLS 1.2 rsa_pss_rsae_*: `in` is the digest,
+ * `hash` wolfSSL's hash identifier (TypeHash), `mgf` its MGF1 hash. */
+static int on_rsa_pss_sign(WOLFSSL *ssl, const unsigned char *in, unsigned int in_len,
+                           unsigned char *out, unsigned int *out_len, int hash, int mgf,
+                           const unsigned char *key, unsigned int key_len, void *arg)
+{
+    enum mtls_keysign_alg alg = MTLS_KEYSIGN_N; /* anything else fails closed */
+
+    (void)arg;
+    if (hash == SHA256h && mgf == WC_MGF1SHA256)
+        alg = MTLS_KEYSIGN_PSS_SHA256;
+    else if (hash == SHA384h && mgf == WC_MGF1SHA384)
+        alg = MTLS_KEYSIGN_PSS_SHA384;
+    else if (hash == SHA512h && mgf == WC_MGF1SHA512)
+        alg = MTLS_KEYSIGN_PSS_SHA512;
+    return keysign(ssl, alg, in, in_len, out, out_len, key, key_len);
+}
+#endif
+
+/* The key file, read once: wolfSSL and the signer's check see the same
+ * bytes even while the file is being replaced. Cleansed by key_free. */
+#define KEY_FILE_MAX (1u << 20)
+
+static uint8_t *key_read(const char *path, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    uint8_t *buf = NULL;
+    long sz;
+
+    if (!f || fseek(f, 0, SEEK_END) < 0 || (sz = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) < 0) {
+        snprintf(err, errlen, "--key %s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (sz == 0 || (unsigned long)sz > KEY_FILE_MAX) {
+        snprintf(err, errlen, "--key %s: %ld bytes is not a PEM private key", path, sz);
+        goto out;
+    }
+    if (!(buf = malloc((size_t)sz)) || fread(buf, 1, (size_t)sz, f) != (size_t)sz) {
+        snprintf(err, errlen, "--key %s: cannot read it", path);
+        if (buf)
+            explicit_bzero(buf, (size_t)sz);
+        free(buf);
+        buf = NULL;
+        goto out;
+    }
+    *len = (size_t)sz;
+out:
+    if (f)
+        fclose(f);
+    return buf;
+}
+
+static void key_free(uint8_t *buf, size_t len)
+{
+    if (buf)
+        explicit_bzero(buf, len);
+    free(buf);
+}
+
+/* --key-signer: who signs with this key. auto takes libcrypto for an
+ * RSA-2048 key on a CPU with AVX-512 IFMA (where it is twice as fast), else
+ * wolfSSL: OpenSSL 3.0 has that code for 2048-bit keys only, and signs
+ * RSA-3072 and 4096 about 7% slower than wolfSSL here.
+ * An ECDSA key stays with wolfSSL whatever the flag (as fast as OpenSSL for
+ * P-256; Envoy's CryptoMB also leaves ECDSA to its TLS library). Returns
+ * the signer's name, or NULL with `err` set (a forced openssl that cannot
+ * be had). */
+static const char *signer_pick(const struct mtls_config *cfg, const uint8_t *pem, size_t len,
+                               char *err, size_t errlen)
+{
+    enum mtls_key_signer want = cfg->key_signer;
+    const char *why = NULL;
+    char check[300] = "";
+    unsigned bits = 0;
+
+    if (want == MTLS_SIGNER_WOLFSSL)
+        return "wolfssl";
+#ifdef MTLS_KEYSIGN
+    if (!mtls_keysign_built())
+        why = "built without libcrypto (CMake MTLSD_OPENSSL_SIGNER=OFF)";
+#else
+    why = "this wolfSSL build lacks PK callbacks or its private header (the scripts/deps.sh "
+          "build has both)";
+#endif
+    if (why) {
+        if (want == MTLS_SIGNER_OPENSSL) {
+            snprintf(err, errlen, "--key-signer openssl: %s; use --key-signer wolfssl", why);
+            return NULL;
+        }
+        log_debug("key signer: wolfssl (%s)", why);
+        return "wolfssl";
+    }
+    if (want == MTLS_SIGNER_AUTO && !mtls_keysign_cpu_fast(&why)) {
+        log_info("key signer: wolfssl (--key-signer auto: %s, where libcrypto's RSA is "
+                 "no faster)", why);
+        return "wolfssl";
+    }
+    if (mtls_keysign_check(pem, len, &bits, check, sizeof(check)) < 0) {
+        if (want == MTLS_SIGNER_OPENSSL) {
+            snprintf(err, errlen, "--key %s: --key-signer openssl: %s", cfg->key_file, check);
+            return NULL;
+        }
+        log_warn("key signer: wolfssl (--key-signer auto: %s)", check);
+        return "wolfssl";
+    }
+    if (bits == 0) {
+        if (want == MTLS_SIGNER_OPENSSL)
+            log_info("key signer: wolfssl (--key-signer openssl applies to RSA keys; "
+                     "--key %s is not one, wolfSSL signs it)", cfg->key_file);
+        return "wolfssl";
+    }
+    if (want == MTLS_SIGNER_AUTO && bits != 2048) {
+        log_info("key signer: wolfssl (--key-signer auto: libcrypto's AVX-512 code is for "
+                 "RSA-2048, the key is RSA-%u)", bits);
+        return "wolfssl";
+    }
+    log_info("key signer: openssl (libcrypto signs with the RSA-%u key%s)", bits,
+             want == MTLS_SIGNER_AUTO ? "; --key-signer auto: the CPU has AVX-512 IFMA" : "");
+    return "openssl";
+}
 
 /* wolfSSL asks for `sz` bytes; hand over what was fed, never more. */
 static int on_cbio_recv(WOLFSSL *ssl, char *buf, int sz, void *arg)
@@ -60,7 +226,8 @@ static const char *err_string(int err)
     return text;
 }
 
-static WOLFSSL_CTX *ctx_build(const struct mtls_config *cfg, char *err, size_t errlen);
+static WOLFSSL_CTX *ctx_build(const struct mtls_config *cfg, const char **signer, char *err,
+                              size_t errlen);
 
 /* wolfSSL's verify callback: verify.c judges, the connection state is
  * written here only. */
@@ -260,6 +427,7 @@ int mtls_tls_ctx_new(struct mtls_tls_ctx **out, const struct mtls_config *cfg, c
                      size_t errlen)
 {
     struct mtls_tls_ctx *c;
+    const char *signer = NULL;
 
     if (wolfSSL_lib_version_hex() != LIBWOLFSSL_VERSION_HEX) {
         snprintf(err, errlen, "wolfSSL headers (%s) do not match the library (%s)",
@@ -280,10 +448,14 @@ int mtls_tls_ctx_new(struct mtls_tls_ctx **out, const struct mtls_config *cfg, c
     }
     c->cfg = cfg;
     pthread_rwlock_init(&c->lock, NULL);
-    /* Ticket keys once: a CTX rebuilt on SIGHUP keeps using them. */
-    if (mtls_verify_init(&cfg->verify, err, errlen) < 0 ||
+    /* Ticket keys once: a CTX rebuilt on SIGHUP keeps using them. libcrypto
+     * is set up now, before the sandbox, whatever the first key is: a
+     * reload may bring an RSA key. */
+    if ((cfg->key_signer != MTLS_SIGNER_WOLFSSL && mtls_keysign_built() &&
+         mtls_keysign_init(err, errlen) < 0) ||
+        mtls_verify_init(&cfg->verify, err, errlen) < 0 ||
         mtls_tickets_init(&cfg->resume, err, errlen) < 0 ||
-        !(c->ctx = ctx_build(cfg, err, errlen))) {
+        !(c->ctx = ctx_build(cfg, &signer, err, errlen))) {
         mtls_verify_shutdown();
         mtls_tickets_shutdown();
         mtls_sessions_shutdown();
@@ -291,6 +463,7 @@ int mtls_tls_ctx_new(struct mtls_tls_ctx **out, const struct mtls_config *cfg, c
         free(c);
         return -1;
     }
+    mtls_metrics_set_key_signer(signer);
     *out = c;
     return 0;
 }
@@ -298,9 +471,10 @@ int mtls_tls_ctx_new(struct mtls_tls_ctx **out, const struct mtls_config *cfg, c
 int mtls_tls_ctx_reload(struct mtls_tls_ctx *c, char *err, size_t errlen)
 {
     WOLFSSL_CTX *fresh, *old;
+    const char *signer = NULL;
 
     /* Certificate and key first: if they fail, nothing changes. */
-    fresh = ctx_build(c->cfg, err, errlen);
+    fresh = ctx_build(c->cfg, &signer, err, errlen);
     if (!fresh)
         return -1;
     if (mtls_verify_reload(err, errlen) < 0) {
@@ -311,11 +485,13 @@ int mtls_tls_ctx_reload(struct mtls_tls_ctx *c, char *err, size_t errlen)
     old = c->ctx;
     c->ctx = fresh;
     pthread_rwlock_unlock(&c->lock);
+    mtls_metrics_set_key_signer(signer);
     wolfSSL_CTX_free(old); /* freed once its last connection is */
     return 0;
 }
 
-static WOLFSSL_CTX *ctx_build(const struct mtls_config *cfg, char *err, size_t errlen)
+static WOLFSSL_CTX *ctx_build(const struct mtls_config *cfg, const char **signer, char *err,
+                              size_t errlen)
 {
     /* Only AEAD suites with forward secrecy; TLS 1.0/1.1 are not compiled in. */
     static const char ciphers[] =
@@ -330,6 +506,8 @@ static WOLFSSL_CTX *ctx_build(const struct mtls_config *cfg, char *err, size_t e
 #endif
     int groups[] = {WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_SECP384R1};
     WOLFSSL_CTX *ctx = NULL;
+    uint8_t *key = NULL;
+    size_t key_len = 0;
     int ret;
 
     ctx = wolfSSL_CTX_new(wolfSSLv23_server_method());
@@ -363,7 +541,11 @@ static WOLFSSL_CTX *ctx_build(const struct mtls_config *cfg, char *err, size_t e
                  cfg->cert_file, err_string(ret));
         goto fail;
     }
-    ret = wolfSSL_CTX_use_PrivateKey_file(ctx, cfg->key_file, WOLFSSL_FILETYPE_PEM);
+    if (!(key = key_read(cfg->key_file, &key_len, err, errlen)))
+        goto fail;
+    ret = key_len > INT_MAX ? WOLFSSL_BAD_FILE
+                            : wolfSSL_CTX_use_PrivateKey_buffer(ctx, key, (long)key_len,
+                                                                WOLFSSL_FILETYPE_PEM);
     if (ret != WOLFSSL_SUCCESS) {
         snprintf(err, errlen, "--key %s: cannot load a PEM private key (%s)", cfg->key_file,
                  err_string(ret));
@@ -374,6 +556,17 @@ static WOLFSSL_CTX *ctx_build(const struct mtls_config *cfg, char *err, size_t e
                  cfg->key_file, cfg->cert_file);
         goto fail;
     }
+    if (!(*signer = signer_pick(cfg, key, key_len, err, errlen)))
+        goto fail;
+#ifdef MTLS_KEYSIGN
+    /* Per CTX: a connection signs with the signer chosen with its key. */
+    if (strcmp(*signer, "openssl") == 0) {
+        wolfSSL_CTX_SetRsaSignCb(ctx, on_rsa_sign);
+        wolfSSL_CTX_SetRsaPssSignCb(ctx, on_rsa_pss_sign);
+    }
+#endif
+    key_free(key, key_len);
+    key = NULL;
     if (cfg->send_ca_names && ca_names_set(ctx, cfg->verify.client_ca_file, err, errlen) < 0)
         goto fail;
     /* No CA is loaded into the CTX: verify.c judges client chains. */
@@ -389,6 +582,7 @@ static WOLFSSL_CTX *ctx_build(const struct mtls_config *cfg, char *err, size_t e
     wolfSSL_CTX_SetIOSend(ctx, on_cbio_send);
     return ctx;
 fail:
+    key_free(key, key_len);
     if (ctx)
         wolfSSL_CTX_free(ctx);
     return NULL;
@@ -401,6 +595,7 @@ void mtls_tls_ctx_free(struct mtls_tls_ctx *c)
     wolfSSL_CTX_free(c->ctx);
     pthread_rwlock_destroy(&c->lock);
     free(c);
+    mtls_keysign_shutdown();
     mtls_verify_shutdown();
     mtls_tickets_shutdown();
     mtls_sessions_shutdown();
@@ -497,6 +692,16 @@ enum mtls_tls_status mtls_tls_handshake(struct mtls_tls *t, const char **why)
     err = wolfSSL_get_error(t->ssl, ret);
     if (err == WOLFSSL_ERROR_WANT_READ)
         return MTLS_TLS_AGAIN;
+    if (t->sign_failed) {
+#ifdef MTLS_KEYSIGN
+        /* wolfSSL sends no alert when its CertificateVerify or
+         * ServerKeyExchange cannot be made: internal_error after the part
+         * of the flight already queued. */
+        SendAlert((WOLFSSL *)t->ssl, alert_fatal, internal_error);
+#endif
+        *why = "the server's signature failed (--key-signer openssl; see the error logged)";
+        return MTLS_TLS_ERROR;
+    }
     if (err == UNKNOWN_ALPN_PROTOCOL_NAME_E)
         METRIC_INC(t->metrics, alpn_refused);
     *why = err_string(err);
@@ -576,6 +781,11 @@ bool mtls_tls_cert_presented(const struct mtls_tls *t)
 bool mtls_tls_chain_cached(const struct mtls_tls *t)
 {
     return t->chain_cached;
+}
+
+bool mtls_tls_sign_failed(const struct mtls_tls *t)
+{
+    return t->sign_failed;
 }
 
 void mtls_tls_feed(struct mtls_tls *t, const uint8_t *p, size_t n)

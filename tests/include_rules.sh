@@ -41,6 +41,11 @@ rules() {
     only 'mtlsd/identity_x509\.h' src/identity.c src/verify.c src/material.c
     only 'mtlsd/wolfssl_internal\.h' $TLS_PART
     only 'mtlsd/tls_internal\.h' $TLS_PART
+    # libcrypto signs for the TLS part (--key-signer openssl) and is seen
+    # nowhere else; the signer itself knows no wolfSSL
+    only 'openssl/' src/keysign.c
+    only 'mtlsd/keysign\.h' src/tls.c src/keysign.c
+    never src/keysign.c include/mtlsd/keysign.h -- 'wolfssl'
     never $NO_TRANSPORT -- 'wolfssl|liburing\.h|sys/epoll\.h|mtlsd/(worker|conn|ring|io|tls|server)\.h'
     # connections see the backend interface only
     never src/conn.c include/mtlsd/conn.h -- 'liburing\.h|sys/epoll\.h|mtlsd/(ring|io_backend|worker)\.h'

@@ -15,6 +15,9 @@ enum mtls_client_auth { MTLS_AUTH_VERIFY, MTLS_AUTH_PRESENT, MTLS_AUTH_OPTIONAL 
 /* --io: the worker's event loop (io.h); auto is resolved at start. */
 enum mtls_io_backend { MTLS_IO_AUTO, MTLS_IO_URING, MTLS_IO_EPOLL };
 
+/* --key-signer: who computes the server's RSA signatures (keysign.h). */
+enum mtls_key_signer { MTLS_SIGNER_AUTO, MTLS_SIGNER_WOLFSSL, MTLS_SIGNER_OPENSSL };
+
 /* Each module gets its own part of the configuration at init and keeps a
  * copy; no module holds a pointer to the whole struct mtls_config. */
 
@@ -95,6 +98,7 @@ struct mtls_config {
     const char *key_file;
     int tls_min;               /* 12 or 13 */
     bool send_ca_names;        /* --client-ca subjects in the CertificateRequest */
+    enum mtls_key_signer key_signer;
     const char *access_log;    /* NULL: off; "-": stdout */
 
     unsigned max_conns;        /* per worker */

@@ -21,6 +21,8 @@
     X(tickets_issued, "session tickets issued") \
     X(tickets_unusable, "session tickets issued without an identity (it did not fit)") \
     X(handshakes_failed, "TLS handshakes that failed (including refused client certificates)") \
+    X(key_signatures_openssl, "server RSA signatures made by libcrypto (--key-signer openssl)") \
+    X(key_sign_failures, "handshakes failed: libcrypto could not make the server's signature") \
     X(alpn_refused, "handshakes refused: ALPN offered without http/1.1 (e.g. h2 only)") \
     X(plain_http, "connections that sent plain HTTP to the TLS port (answered 400)") \
     X(handshake_timeouts, "connections closed by --handshake-timeout") \
@@ -88,6 +90,8 @@ extern uint64_t mtls_ticket_key_rotations;
 void mtls_metrics_register(struct mtls_metrics *m);
 /* The I/O backend that serves (a static string), shown by /metrics. */
 void mtls_metrics_set_io_backend(const char *name);
+/* Who signs with the server key in service (--key-signer), a static string. */
+void mtls_metrics_set_key_signer(const char *name);
 /* Prometheus text exposition of the sums. */
 int mtls_metrics_render(struct mtls_buf *out);
 /* The sum over workers of the counter at `offset` in struct mtls_metrics. */

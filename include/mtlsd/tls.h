@@ -75,6 +75,9 @@ const struct mtls_identity *mtls_tls_identity(const struct mtls_tls *t);
 /* The client sent a certificate; the identity came from the chain cache. */
 bool mtls_tls_cert_presented(const struct mtls_tls *t);
 bool mtls_tls_chain_cached(const struct mtls_tls *t);
+/* The handshake failed on the server's own signature (--key-signer
+ * openssl), not on anything the client did. */
+bool mtls_tls_sign_failed(const struct mtls_tls *t);
 
 /* The first bytes of a connection: not a TLS handshake record but what an
  * HTTP method looks like (plain HTTP sent to the TLS port). */

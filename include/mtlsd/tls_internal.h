@@ -22,6 +22,7 @@ struct mtls_tls {
     struct mtls_metrics *metrics;     /* the worker's counters */
     int client_auth;                  /* enum mtls_client_auth */
     bool cert_presented;
+    bool sign_failed;                 /* --key-signer openssl could not sign */
     bool chain_cached;                /* identity came from the chain cache */
     /* Resumption state (tickets.c, sessions.c). The identity a ticket or a
      * cached session carried is kept apart until the handshake ends: wolfSSL
