@@ -107,10 +107,16 @@ WOLF_PATCHES+=(wolfssl-certreq-types.patch wolfssl-no-group-alert.patch)
 # WOLFSSL_GETRANDOM seeds it with one getrandom() instead of open/read/close
 # of /dev/urandom per connection; WOLFSSL_TLS13_SUITE_HASH_ONLY stops the
 # TLS 1.3 transcript hashes other than the suite's after the ServerHello.
+# WOLFSSL_CURVE25519_BASE_ED25519: X25519 key shares from Ed25519's
+# fixed-base table instead of the Montgomery ladder (a third of the work);
+# Ed25519 is compiled in for that table only: not advertised in TLS
+# (WOLFSSL_NO_ED25519_SIGALG) nor taken for client authentication.
 WOLF_PATCHES+=(wolfssl-ca-names-der.patch wolfssl-groups-tls12.patch wolfssl-rng-health-once.patch
-               wolfssl-tls13-suite-hash.patch)
+               wolfssl-tls13-suite-hash.patch wolfssl-x25519-base.patch)
+WOLF_CONFIGURE+=(--enable-ed25519)
 WOLF_CFLAGS="$WOLF_CFLAGS -DWOLFSSL_CA_NAMES_DER -DWOLFSSL_SET_GROUPS_TLS12 -DWOLFSSL_EXTRA_ALERTS \
--DWOLFSSL_AKID_NAME -DWC_RNG_HEALTH_TEST_ONCE -DWOLFSSL_GETRANDOM -DWOLFSSL_TLS13_SUITE_HASH_ONLY"
+-DWOLFSSL_AKID_NAME -DWC_RNG_HEALTH_TEST_ONCE -DWOLFSSL_GETRANDOM -DWOLFSSL_TLS13_SUITE_HASH_ONLY \
+-DWOLFSSL_CURVE25519_BASE_ED25519 -DWOLFSSL_NO_ED25519_SIGALG -DNO_ED25519_CLIENT_AUTH"
 
 key=$( { printf '%s\n' "$WOLF_SUITE" "$WOLF_VERSION" "${WOLF_CONFIGURE[@]}" "$WOLF_CFLAGS";
          for p in "${WOLF_PATCHES[@]}"; do cat "$PATCH_DIR/$p"; done; } | sha256sum | cut -c1-12)
