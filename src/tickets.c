@@ -49,6 +49,7 @@
 #include <wolfssl/wolfcrypt/aes.h>
 #include <wolfssl/wolfcrypt/hmac.h>
 #include <wolfssl/wolfcrypt/memory.h>
+#include <wolfssl/wolfcrypt/random.h>
 
 /* wolfSSL has no server-side switch to refuse psk_ke (wolfSSL_CTX_no_dhe_psk
  * does the opposite); the callback reads the client's PSK key exchange
@@ -506,6 +507,7 @@ static int ticket_encrypt(WOLFSSL *ssl, struct mtls_tls *t, uint8_t name[16], ui
     size_t cap = (size_t)*out_len, len, pad;
     long idn = -1;
     int ret = WOLFSSL_TICKET_RET_FATAL;
+    WC_RNG *rng;
 
     if (it_len <= 0 || cap > TICKET_MAX)
         return WOLFSSL_TICKET_RET_FATAL;
@@ -562,7 +564,9 @@ static int ticket_encrypt(WOLFSSL *ssl, struct mtls_tls *t, uint8_t name[16], ui
         ret = ticket_garbage(t, name, iv, mac, ticket, it_len, out_len);
         goto out;
     }
-    if (random_bytes(iv, AES_BLOCK) < 0)
+    /* The connection's DRBG (its worker's, src/tls.c) costs no system call. */
+    rng = wolfSSL_GetRNG(ssl);
+    if (rng ? wc_RNG_GenerateBlock(rng, iv, AES_BLOCK) != 0 : random_bytes(iv, AES_BLOCK) < 0)
         goto out;
     memcpy(name, key, MTLS_TICKET_NAME_SIZE);
     if (aes_cbc(key, iv, ticket, ticket, len, true) < 0 ||

@@ -1061,6 +1061,23 @@ static void scan_timeouts(struct worker *w, uint64_t now)
     }
 }
 
+#ifdef WOLFSSL_SSL_RNG_CB
+/* A cheaper client: each thread lends one DRBG to all its connections
+ * instead of wolfSSL seeding and testing one per connection (the server
+ * does the same, src/tls.c). Freed when the thread's connections are. */
+static __thread WC_RNG *thread_rng;
+
+static WC_RNG *lend_thread_rng(WOLFSSL_CTX *ctx)
+{
+    (void)ctx;
+    if (!thread_rng && (thread_rng = calloc(1, sizeof(*thread_rng))) && wc_InitRng(thread_rng) != 0) {
+        free(thread_rng);
+        thread_rng = NULL;
+    }
+    return thread_rng;
+}
+#endif
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -1139,6 +1156,12 @@ static void *worker_main(void *arg)
             c->sess = NULL;
         }
     }
+#ifdef WOLFSSL_SSL_RNG_CB
+    if (thread_rng) {
+        wc_FreeRng(thread_rng);
+        free(thread_rng);
+    }
+#endif
     return NULL;
 }
 
@@ -1692,6 +1715,9 @@ int main(int argc, char **argv)
     build_request(o);
     if (wolfSSL_Init() != WOLFSSL_SUCCESS)
         die("%s", "wolfSSL_Init failed");
+#ifdef WOLFSSL_SSL_RNG_CB
+    wolfSSL_SetSslRngCb(lend_thread_rng);
+#endif
     setup_tls(o);
 
     signal(SIGPIPE, SIG_IGN);
