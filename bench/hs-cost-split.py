@@ -1,7 +1,8 @@
 """bench/hs-cost's grouping of callgrind_annotate's exclusive Ir by function:
 crypto primitives by algorithm, wolfSSL's other code (TLS state machine,
-certificate parsing, the OpenSSL layer), mtlsd, libc. Reads the annotate
-output on stdin; argv: handshakes, label."""
+certificate parsing, the OpenSSL layer if built), mtlsd, libc. Reads the
+annotate output on stdin; argv: handshakes, label. With --calls FILE N:
+allocator calls per handshake, read from the callgrind file."""
 import re
 import sys
 
