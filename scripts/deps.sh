@@ -93,18 +93,29 @@ WOLF_CFLAGS="-O2 -g -DWOLFSSL_ALWAYS_VERIFY_CB -DWOLFSSL_VERIFY_CB_ALL_CERTS \
 WOLF_CFLAGS=$(echo "$WOLF_CFLAGS" | tr -s ' ')
 
 # Interop (issue 14): both client certificate types in a TLS 1.2
-# CertificateRequest and handshake_failure for no shared group (patches), and
-# the --client-ca names in it: wolfSSL sends CA names (TLS 1.2 list, TLS 1.3
-# extension) only with the OpenSSL compatibility layer (WOLFSSL_EXTRA alone
-# does not link in 5.7.2, and the TLS 1.3 extension's writer needs
-# OPENSSL_EXTRA).
+# CertificateRequest and handshake_failure for no shared group (patches).
 WOLF_PATCHES+=(wolfssl-certreq-types.patch wolfssl-no-group-alert.patch)
-WOLF_CONFIGURE+=(--enable-opensslextra)
-# OPENSSL_EXTRA forces KEEP_PEER_CERT: a copy of the client's certificate in
-# every connection (~6.8 KB) that mtlsd never reads. The patch lets
-# WOLFSSL_NO_KEEP_PEER_CERT turn it off (issue 9, idle memory).
-WOLF_PATCHES+=(wolfssl-no-keep-peer-cert.patch)
-WOLF_CFLAGS="$WOLF_CFLAGS -DWOLFSSL_NO_KEEP_PEER_CERT"
+# No OpenSSL compatibility layer (issue 9): it cost a full handshake ~100k
+# instructions and ~110 allocations (X509 objects for the verify callback,
+# X509_NAME entries for every certificate name parsed). What mtlsd used of
+# it comes from patches instead: the --client-ca names in the
+# CertificateRequest (WOLFSSL_CA_NAMES_DER) and TLS 1.2 ECDHE curves limited
+# by set_groups (WOLFSSL_SET_GROUPS_TLS12). WOLFSSL_EXTRA_ALERTS and
+# WOLFSSL_AKID_NAME, which the layer turned on, stay on (the alerts tests
+# check; chain building by the AKID's issuer and serial).
+# Handshake work nobody reads (issue 9, bench/hs-cost):
+# WOLFSSL_TLS13_SUITE_HASH_ONLY stops the TLS 1.3 transcript hashes other
+# than the suite's after the ServerHello; WOLFSSL_CURVE25519_BASE_ED25519
+# makes X25519 key shares from Ed25519's fixed-base table instead of the
+# Montgomery ladder (a third of the work); Ed25519 is compiled in for that
+# table only: not advertised in TLS (WOLFSSL_NO_ED25519_SIGALG) nor taken for
+# client authentication.
+WOLF_PATCHES+=(wolfssl-ca-names-der.patch wolfssl-groups-tls12.patch
+               wolfssl-tls13-suite-hash.patch wolfssl-x25519-base.patch)
+WOLF_CONFIGURE+=(--enable-ed25519)
+WOLF_CFLAGS="$WOLF_CFLAGS -DWOLFSSL_CA_NAMES_DER -DWOLFSSL_SET_GROUPS_TLS12 -DWOLFSSL_EXTRA_ALERTS \
+-DWOLFSSL_AKID_NAME -DWOLFSSL_TLS13_SUITE_HASH_ONLY \
+-DWOLFSSL_CURVE25519_BASE_ED25519 -DWOLFSSL_NO_ED25519_SIGALG -DNO_ED25519_CLIENT_AUTH"
 # One DRBG per worker thread instead of one per connection (patch; ~4.6%
 # of a full handshake), seeded with getrandom(2) instead of an open, read
 # and close of /dev/urandom (which also fails when descriptors run out).

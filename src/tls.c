@@ -262,13 +262,14 @@ static char alpn_http11[] = "http/1.1";
  * practice). */
 #define CA_NAMES_MAX 16000
 
-/* CA names need wolfSSL's OpenSSL layer and its private header (the raw
- * name); without them --send-ca-names only warns. */
-#if !defined(WOLFSSL_NO_CA_NAMES) && defined(OPENSSL_EXTRA) && defined(MTLSD_HAVE_WOLFSSL_INTERNAL)
+/* CA names go to wolfSSL as DER (scripts/patches/wolfssl-ca-names-der.patch);
+ * a wolfSSL without that patch (a system library) cannot send them, and
+ * --send-ca-names only warns. */
+#ifdef WOLFSSL_CA_NAMES_DER
 #define MTLS_CA_NAMES 1
 
-/* The subject Name of a DER certificate (RFC 5280 4.1.2.6) without its
- * SEQUENCE header, which is what wolfSSL writes as a CA name. */
+/* The subject Name of a DER certificate (RFC 5280 4.1.2.6), its SEQUENCE
+ * header included, which is what a CA name is. */
 static const uint8_t *cert_subject(const uint8_t *der, size_t len, size_t *n)
 {
     const uint8_t *end = der + len, *p, *v;
@@ -284,8 +285,8 @@ static const uint8_t *cert_subject(const uint8_t *der, size_t len, size_t *n)
         if (i == 0 && tag != 0xa0)
             want = 4; /* a v1 certificate has no version field */
         if (i == want) {
-            *n = l;
-            return tag == 0x30 ? v : NULL;
+            *n = (size_t)(v + l - p);
+            return tag == 0x30 ? p : NULL;
         }
     }
     return NULL;
@@ -295,24 +296,22 @@ static const uint8_t *cert_subject(const uint8_t *der, size_t len, size_t *n)
 /* --send-ca-names: the subject of every --client-ca certificate goes into
  * the CertificateRequest (TLS 1.2 certificate_authorities list, TLS 1.3
  * extension). Browsers, Java with several keystore entries and .NET pick
- * their certificate by it. Names only: trust stays with verify.c.
- * wolfSSL sends a name's raw DER, which its X509 parser fills only in
- * nginx/lighttpd builds: it is set here from the certificate itself. */
+ * their certificate by it. Names only: trust stays with verify.c. */
 static int ca_names_set(WOLFSSL_CTX *ctx, const char *file, char *err, size_t errlen)
 {
 #ifdef MTLS_CA_NAMES
     FILE *f = fopen(file, "rb");
     char *pem = NULL;
-    unsigned char *der = NULL;
+    unsigned char *der = NULL, *list = NULL;
     size_t len = 0, total = 0;
     long sz;
     int ret = -1, n = 0;
-    WOLF_STACK_OF(WOLFSSL_X509_NAME) *names = wolfSSL_sk_X509_NAME_new(NULL);
 
     /* DER is shorter than its PEM: one buffer of the file's size holds any. */
-    if (!names || !f || fseek(f, 0, SEEK_END) < 0 || (sz = ftell(f)) < 0 || sz > (16L << 20) ||
+    if (!f || fseek(f, 0, SEEK_END) < 0 || (sz = ftell(f)) < 0 || sz > (16L << 20) ||
         fseek(f, 0, SEEK_SET) < 0 || !(pem = malloc((size_t)sz + 1)) ||
-        !(der = malloc((size_t)sz + 1)) || (len = fread(pem, 1, (size_t)sz, f)) != (size_t)sz) {
+        !(der = malloc((size_t)sz + 1)) || !(list = malloc(CA_NAMES_MAX)) ||
+        (len = fread(pem, 1, (size_t)sz, f)) != (size_t)sz) {
         snprintf(err, errlen, "--client-ca %s: cannot read it for --send-ca-names", file);
         goto out;
     }
@@ -322,7 +321,6 @@ static int ca_names_set(WOLFSSL_CTX *ctx, const char *file, char *err, size_t er
         const uint8_t *subj;
         size_t slen;
         int dlen;
-        WOLFSSL_X509_NAME *name;
 
         if (!end)
             break;
@@ -333,41 +331,31 @@ static int ca_names_set(WOLFSSL_CTX *ctx, const char *file, char *err, size_t er
         if (dlen <= 0 || !(subj = cert_subject(der, (size_t)dlen, &slen)))
             continue; /* verify.c refuses the file and says why */
         n++;
-        if (slen == 0 || slen > sizeof(name->raw)) {
-            log_warn("--client-ca %s: certificate %d: subject name too long to send", file, n);
-            continue;
-        }
-        total += slen + 6; /* 2-byte length + SEQUENCE header */
-        if (total > CA_NAMES_MAX) {
+        /* Each name: a 2-byte length, then the Name. */
+        if (total + 2 + slen > CA_NAMES_MAX) {
             snprintf(err, errlen,
                      "--client-ca %s: its CA names exceed %d bytes, more than a certificate "
                      "request holds: use --send-ca-names off",
                      file, CA_NAMES_MAX);
             goto out;
         }
-        if (!(name = wolfSSL_X509_NAME_new())) {
-            snprintf(err, errlen, "--send-ca-names: out of memory");
-            goto out;
-        }
-        memcpy(name->raw, subj, slen);
-        name->rawLen = (int)slen;
-        if (wolfSSL_sk_X509_NAME_push(names, name) <= 0) {
-            wolfSSL_X509_NAME_free(name);
-            snprintf(err, errlen, "--send-ca-names: out of memory");
-            goto out;
-        }
+        list[total] = (unsigned char)(slen >> 8);
+        list[total + 1] = (unsigned char)slen;
+        memcpy(list + total + 2, subj, slen);
+        total += 2 + slen;
     }
     log_debug("--send-ca-names: %d CA names, %zu bytes", n, total);
-    wolfSSL_CTX_set_client_CA_list(ctx, names); /* takes them */
-    names = NULL;
+    if (wolfSSL_CTX_set_client_CA_names_der(ctx, list, (unsigned int)total) != WOLFSSL_SUCCESS) {
+        snprintf(err, errlen, "--send-ca-names: wolfSSL refused the CA names of %s", file);
+        goto out;
+    }
     ret = 0;
 out:
-    if (names)
-        wolfSSL_sk_X509_NAME_pop_free(names, NULL);
     if (f)
         fclose(f);
     free(pem);
     free(der);
+    free(list);
     return ret;
 #else
     (void)ctx;
@@ -500,8 +488,11 @@ static WOLFSSL_CTX *ctx_build(const struct mtls_config *cfg, const char **signer
         "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
         "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
     /* The key exchange groups, both versions (README "Interop"); a client
-     * with none of them gets handshake_failure. */
-#ifdef OPENSSL_EXTRA
+     * with none of them gets handshake_failure. set_groups limits TLS 1.2
+     * ECDHE too with scripts/patches/wolfssl-groups-tls12.patch; a
+     * library with the OpenSSL layer instead needs set1_groups_list. */
+#if defined(OPENSSL_EXTRA) && !defined(WOLFSSL_SET_GROUPS_TLS12)
+#define MTLS_GROUPS_LIST 1
     static const char groups_list[] = "X25519:P-256:P-384";
 #endif
     int groups[] = {WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_SECP384R1};
@@ -523,7 +514,7 @@ static WOLFSSL_CTX *ctx_build(const struct mtls_config *cfg, const char **signer
     if (wolfSSL_CTX_set_cipher_list(ctx, ciphers) != WOLFSSL_SUCCESS ||
         wolfSSL_CTX_set_groups(ctx, groups, (int)(sizeof(groups) / sizeof(groups[0]))) !=
             WOLFSSL_SUCCESS
-#ifdef OPENSSL_EXTRA
+#ifdef MTLS_GROUPS_LIST
         /* set_groups orders TLS 1.3 key shares only; this also disables
          * every other curve for TLS 1.2 ECDHE (P-521 was accepted there). */
         || wolfSSL_CTX_set1_groups_list(ctx, groups_list) != WOLFSSL_SUCCESS

@@ -26,10 +26,11 @@
 /* True when wolfSSL_read could only end in want-read unless new ciphertext
  * comes: wolfSSL holds neither plaintext nor unprocessed ciphertext, has
  * nothing queued to send and sits between records (processReply 0 is
- * internal.c's doProcessInit). Asking anyway costs more than the answer:
- * with OPENSSL_EXTRA each want-read goes through wolfSSL's error queue (a
- * formatted string and an allocation), once per keep-alive request. Without
- * the private header: false (always read). */
+ * internal.c's doProcessInit). Asking anyway costs more than the answer
+ * (wolfSSL_read, ProcessReply and the error path, once per keep-alive
+ * request; a wolfSSL with the OpenSSL layer also formats and allocates an
+ * error-queue entry for it). Without the private header: false (always
+ * read). */
 static inline bool mtls_wolfssl_read_idle(const WOLFSSL *ssl)
 {
 #ifdef MTLSD_HAVE_WOLFSSL_INTERNAL
