@@ -32,6 +32,7 @@
 #define _GNU_SOURCE
 #include "mtlsd/wolfssl.h"
 #include "mtlsd/wolfssl_internal.h"
+#include "mtlsd/keysign.h"
 #include <wolfssl/wolfcrypt/random.h>
 
 #include <arpa/inet.h>
@@ -161,6 +162,7 @@ struct opts {
     double timeout;       /* seconds per operation */
     const char *cert, *key, *cacert;
     bool insecure;
+    bool openssl_signer;
     char host[256];
     char port[16];
     char path[2048];
@@ -1191,6 +1193,9 @@ static void usage(FILE *f)
             "      --no-tickets       TLS 1.2: resume by session ID instead of tickets\n"
             "      --psk-ke-only      TLS 1.3: offer only psk_ke (resumption without\n"
             "                         (EC)DHE), to test that a server refuses it\n"
+            "      --key-signer auto|wolfssl|openssl  who makes the client's RSA-PSS\n"
+            "                         signature (default wolfssl; auto: libcrypto where\n"
+            "                         its AVX-512 IFMA code runs, as mtlsd --key-signer)\n"
             "      --reuse-key-share  one X25519 key share for all connections (no\n"
             "                         forward secrecy; a cheaper client for benchmarks)\n"
             "      --no-close-notify  close without sending close_notify\n"
@@ -1317,9 +1322,10 @@ static bool header_given(const struct opts *o, const char *name)
 
 static void parse_args(struct opts *o, int argc, char **argv)
 {
+    const char *why; /* mtls_keysign_cpu_fast says why not; unused here */
     enum {
         OPT_CERT = 256, OPT_KEY, OPT_CACERT, OPT_HOST, OPT_PORT, OPT_PATH, OPT_SNI, OPT_TLS, OPT_GROUP, OPT_CIPHERS,
-        OPT_NO_TICKETS, OPT_PSK_KE_ONLY, OPT_REUSE_KS, OPT_NO_CN, OPT_JSON, OPT_ALLOW, OPT_TIMEOUT, OPT_DATA,
+        OPT_NO_TICKETS, OPT_PSK_KE_ONLY, OPT_REUSE_KS, OPT_KEY_SIGNER, OPT_NO_CN, OPT_JSON, OPT_ALLOW, OPT_TIMEOUT, OPT_DATA,
     };
     static const struct option lo[] = {
         {"mode", required_argument, NULL, 'm'},
@@ -1347,6 +1353,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
         {"no-tickets", no_argument, NULL, OPT_NO_TICKETS},
         {"psk-ke-only", no_argument, NULL, OPT_PSK_KE_ONLY},
         {"reuse-key-share", no_argument, NULL, OPT_REUSE_KS},
+        {"key-signer", required_argument, NULL, OPT_KEY_SIGNER},
         {"no-close-notify", no_argument, NULL, OPT_NO_CN},
         {"json", no_argument, NULL, OPT_JSON},
         {"verbose", no_argument, NULL, 'v'},
@@ -1438,6 +1445,14 @@ static void parse_args(struct opts *o, int argc, char **argv)
         case OPT_NO_TICKETS: o->tickets = false; break;
         case OPT_PSK_KE_ONLY: o->psk_ke_only = true; break;
         case OPT_REUSE_KS: o->reuse_key_share = true; break;
+        case OPT_KEY_SIGNER:
+            if (strcmp(optarg, "auto") == 0)
+                o->openssl_signer = mtls_keysign_built() && mtls_keysign_cpu_fast(&why);
+            else if (strcmp(optarg, "openssl") == 0 || strcmp(optarg, "wolfssl") == 0)
+                o->openssl_signer = optarg[0] == 'o';
+            else
+                die("%s", "--key-signer takes auto, wolfssl or openssl");
+            break;
         case OPT_NO_CN: o->close_notify = false; break;
         case OPT_JSON: o->json = true; break;
         case 'v': o->verbose = true; break;
@@ -1549,6 +1564,45 @@ static void reuse_key_share(const struct opts *o)
 #endif
 }
 
+#if defined(HAVE_PK_CALLBACKS) && defined(MTLSD_HAVE_WOLFSSL_INTERNAL) && defined(WC_RSA_PSS)
+/* --key-signer openssl: the client's RSA-PSS signature (its TLS 1.3
+ * CertificateVerify) made by libcrypto through mtlsd's own signer
+ * (src/keysign.c). With an RSA-2048 client certificate the load tool's
+ * signature was dearer than the server's whole handshake, so the closed-loop
+ * rows could not saturate a server. Other signatures stay with wolfSSL. */
+static int on_client_pss_sign(WOLFSSL *ssl, const unsigned char *in, unsigned in_len,
+                              unsigned char *out, unsigned *out_len, int hash, int mgf,
+                              const unsigned char *key, unsigned key_len, void *arg)
+{
+    enum mtls_keysign_alg alg = hash == SHA256h && mgf == WC_MGF1SHA256   ? MTLS_KEYSIGN_PSS_SHA256
+                                : hash == SHA384h && mgf == WC_MGF1SHA384 ? MTLS_KEYSIGN_PSS_SHA384
+                                                                          : MTLS_KEYSIGN_N;
+    size_t n = *out_len;
+
+    (void)ssl, (void)arg;
+    if (alg == MTLS_KEYSIGN_N || mtls_keysign_rsa(alg, key, key_len, in, in_len, out, &n) < 0)
+        return WC_HW_E;
+    *out_len = (unsigned)n;
+    return 0;
+}
+#endif
+
+static void client_signer(const struct opts *o)
+{
+    char err[256];
+
+    if (!o->openssl_signer)
+        return;
+#if defined(HAVE_PK_CALLBACKS) && defined(MTLSD_HAVE_WOLFSSL_INTERNAL) && defined(WC_RSA_PSS)
+    if (!mtls_keysign_built() || mtls_keysign_init(err, sizeof err) < 0)
+        die("--key-signer openssl: %s", mtls_keysign_built() ? err : "built without libcrypto");
+    wolfSSL_CTX_SetRsaPssSignCb(g.ctx, on_client_pss_sign);
+#else
+    (void)err;
+    die("%s", "--key-signer openssl needs wolfSSL PK callbacks (scripts/deps.sh)");
+#endif
+}
+
 static void setup_tls(const struct opts *o)
 {
     WOLFSSL_METHOD *m = o->tls == 13 ? wolfTLSv1_3_client_method() : wolfTLSv1_2_client_method();
@@ -1562,6 +1616,7 @@ static void setup_tls(const struct opts *o)
             die("cannot load the client key from %s (PEM expected)", o->key);
         if (wolfSSL_CTX_check_private_key(g.ctx) != WOLFSSL_SUCCESS)
             die("the key in %s does not match the client certificate", o->key);
+        client_signer(o);
     }
     if (o->insecure) {
         wolfSSL_CTX_set_verify(g.ctx, WOLFSSL_VERIFY_NONE, NULL);
@@ -1811,6 +1866,8 @@ int main(int argc, char **argv)
     free(ws);
     free(g.req);
     wolfSSL_CTX_free(g.ctx);
+    if (o->openssl_signer)
+        mtls_keysign_shutdown();
     wolfSSL_Cleanup();
 
     bool failed = total.errors || total.non2xx ||
