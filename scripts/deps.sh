@@ -19,9 +19,10 @@ PKGS_run=(build-essential cmake pkg-config dpkg-dev autoconf automake libtool
           liburing-dev node-llhttp patch openssl curl procps ca-certificates
           zlib1g-dev libssl-dev)
 # test: the clients the tests drive (libssl-dev builds bench/wrk-shim.c for
-# tests/integration/load_tools.sh; strace checks that bad flags open no socket).
+# tests/integration/load_tools.sh; strace checks that bad flags open no socket;
+# libwolfssl-dev for tests/system_wolfssl.sh, the -DMTLSD_SYSTEM_WOLFSSL build).
 PKGS_test=(gnutls-bin python3 wrk libssl-dev strace python3-yaml nodejs npm
-           golang-go default-jdk-headless python3-requests)
+           golang-go default-jdk-headless python3-requests libwolfssl-dev)
 # bench: the servers bench/compare measures against, and its plots;
 # valgrind for bench/cache-cost's instruction counts.
 PKGS_bench=(wrk libssl-dev python3 nginx-light haproxy lighttpd lighttpd-mod-wolfssl gnuplot-nox

@@ -15,4 +15,6 @@ echo "== tests: release build, --io epoll"
 echo "== tests: address,undefined sanitizers, --io io_uring"
 (cd build-asan && MTLSD_IO=io_uring ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j2) || status=1
+echo "== the system-library build (Debian's libwolfssl)"
+tests/system_wolfssl.sh build-system || status=1
 exit $status

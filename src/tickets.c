@@ -718,7 +718,8 @@ int mtls_tickets_setup(WOLFSSL_CTX *ctx, const struct mtls_resume_settings *cfg,
     if (wolfSSL_CTX_set_TicketEncCb(ctx, on_ticket) != WOLFSSL_SUCCESS ||
         wolfSSL_CTX_set_timeout(ctx, cfg->session_lifetime_s) != WOLFSSL_SUCCESS ||
         wolfSSL_CTX_set_TicketHint(ctx, (int)cfg->session_lifetime_s) != WOLFSSL_SUCCESS) {
-        snprintf(err, errlen, "cannot install the session ticket callback");
+        snprintf(err, errlen, "cannot install the session ticket callback: this wolfSSL lacks "
+                              "it (Debian's 5.5.4 does): start with --tickets off");
         return -1;
     }
     if (cfg->tls13_tickets == 0)

@@ -493,7 +493,8 @@ static WOLFSSL_CTX *ctx_build(const struct mtls_config *cfg, const char **signer
      * library with the OpenSSL layer instead needs set1_groups_list. */
 #if defined(OPENSSL_EXTRA) && !defined(WOLFSSL_SET_GROUPS_TLS12)
 #define MTLS_GROUPS_LIST 1
-    static const char groups_list[] = "X25519:P-256:P-384";
+    /* not const: 5.5.4 (Debian's library) declares the argument char * */
+    static char groups_list[] = "X25519:P-256:P-384";
 #endif
     int groups[] = {WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_SECP384R1};
     WOLFSSL_CTX *ctx = NULL;
@@ -513,16 +514,18 @@ static WOLFSSL_CTX *ctx_build(const struct mtls_config *cfg, const char **signer
     }
     if (wolfSSL_CTX_set_cipher_list(ctx, ciphers) != WOLFSSL_SUCCESS ||
         wolfSSL_CTX_set_groups(ctx, groups, (int)(sizeof(groups) / sizeof(groups[0]))) !=
-            WOLFSSL_SUCCESS
-#ifdef MTLS_GROUPS_LIST
-        /* set_groups orders TLS 1.3 key shares only; this also disables
-         * every other curve for TLS 1.2 ECDHE (P-521 was accepted there). */
-        || wolfSSL_CTX_set1_groups_list(ctx, groups_list) != WOLFSSL_SUCCESS
-#endif
-    ) {
+            WOLFSSL_SUCCESS) {
         snprintf(err, errlen, "cannot set cipher suites or groups");
         goto fail;
     }
+#ifdef MTLS_GROUPS_LIST
+    /* set_groups orders TLS 1.3 key shares only; this also disables every
+     * other curve for TLS 1.2 ECDHE (P-521 was accepted there). 5.5.4
+     * (Debian's library) knows no "X25519" here: serve, and say so. */
+    if (wolfSSL_CTX_set1_groups_list(ctx, groups_list) != WOLFSSL_SUCCESS)
+        log_warn("wolfSSL %s cannot limit TLS 1.2 ECDHE to %s: TLS 1.2 takes any curve it has",
+                 wolfSSL_lib_version(), groups_list);
+#endif
     wolfSSL_CTX_SetMinRsaKey_Sz(ctx, 2048);
     wolfSSL_CTX_SetMinEccKey_Sz(ctx, 256);
 
