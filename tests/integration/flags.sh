@@ -51,6 +51,7 @@ bad "--workers abc" "workers" "${S[@]}" --workers abc
 bad "--max-conns -1" "max-conns" "${S[@]}" --max-conns -1
 bad "--handshake-timeout x" "handshake-timeout" "${S[@]}" --handshake-timeout x
 bad "--log-level loud" "log-level" "${S[@]}" --log-level loud
+bad "--key-signer fast" "key-signer" "${S[@]}" --key-signer fast
 bad "flag without its value" "--workers" "${S[@]}" --workers
 
 # --help documents every flag
