@@ -374,7 +374,6 @@ out:
  * threads; it goes with its thread (the key's destructor). */
 static pthread_key_t rng_key;
 static bool rng_key_ok;
-static __thread WC_RNG *thread_rng;
 
 static void rng_free(void *p)
 {
@@ -394,10 +393,12 @@ static WC_RNG *on_ssl_rng(WOLFSSL_CTX *ctx)
     WC_RNG *r;
 
     (void)ctx;
-    if (thread_rng)
-        return thread_rng;
     pthread_once(&once, rng_key_make);
-    if (!rng_key_ok || !(r = calloc(1, sizeof(*r))))
+    if (!rng_key_ok)
+        return NULL;
+    if ((r = pthread_getspecific(rng_key)))
+        return r;
+    if (!(r = calloc(1, sizeof(*r))))
         return NULL;
     if (wc_InitRng(r) != 0) {
         free(r);
@@ -407,7 +408,7 @@ static WC_RNG *on_ssl_rng(WOLFSSL_CTX *ctx)
         rng_free(r);
         return NULL;
     }
-    return thread_rng = r;
+    return r;
 }
 #endif
 
