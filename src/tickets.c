@@ -479,16 +479,28 @@ static bool ticket_in_bounds(WOLFSSL *ssl, const uint8_t *enc, size_t n)
 #endif
 }
 
+/* Per-ticket randomness from the connection's DRBG (its worker's, lent by
+ * src/tls.c): no system call. The kernel's when the connection has none. */
+static int ticket_random(WOLFSSL *ssl, void *p, size_t n)
+{
+    WC_RNG *rng = wolfSSL_GetRNG(ssl);
+
+    if (!rng)
+        return random_bytes(p, n);
+    return wc_RNG_GenerateBlock(rng, p, (word32)n) == 0 ? 0 : -1;
+}
+
 /* A ticket that can never be opened (random name, IV, bytes and MAC), for
  * when no usable one can be made (a wolfSSL without room for the record,
  * no key): wolfSSL fails the handshake when the callback fails, and a
  * ticket that never resumes costs the client only a full handshake. */
-static int ticket_garbage(struct mtls_tls *t, uint8_t name[16], uint8_t iv[16],
+static int ticket_garbage(WOLFSSL *ssl, struct mtls_tls *t, uint8_t name[16], uint8_t iv[16],
                           uint8_t mac[32], uint8_t *ticket, int it_len, int *out_len)
 {
-    if (random_bytes(name, MTLS_TICKET_NAME_SIZE) < 0 || random_bytes(iv, AES_BLOCK) < 0 ||
-        random_bytes(mac, WC_SHA256_DIGEST_SIZE) < 0 ||
-        random_bytes(ticket, (size_t)it_len) < 0)
+    if (ticket_random(ssl, name, MTLS_TICKET_NAME_SIZE) < 0 ||
+        ticket_random(ssl, iv, AES_BLOCK) < 0 ||
+        ticket_random(ssl, mac, WC_SHA256_DIGEST_SIZE) < 0 ||
+        ticket_random(ssl, ticket, (size_t)it_len) < 0)
         return WOLFSSL_TICKET_RET_FATAL;
     *out_len = it_len;
     if (t && t->metrics)
@@ -507,12 +519,11 @@ static int ticket_encrypt(WOLFSSL *ssl, struct mtls_tls *t, uint8_t name[16], ui
     size_t cap = (size_t)*out_len, len, pad;
     long idn = -1;
     int ret = WOLFSSL_TICKET_RET_FATAL;
-    WC_RNG *rng;
 
     if (it_len <= 0 || cap > TICKET_MAX)
         return WOLFSSL_TICKET_RET_FATAL;
     if ((size_t)it_len + RECORD_HEADER + 2 + AES_BLOCK > cap)
-        return ticket_garbage(t, name, iv, mac, ticket, it_len, out_len);
+        return ticket_garbage(ssl, t, name, iv, mac, ticket, it_len, out_len);
     /* Whose identity: the one verified in this handshake, or, on a resumed
      * one, the one restored from the client's ticket (with its original
      * generation and auth time). Anything else gets an unusable ticket. */
@@ -561,12 +572,10 @@ static int ticket_encrypt(WOLFSSL *ssl, struct mtls_tls *t, uint8_t name[16], ui
     len += pad;
 
     if (key_lookup(NULL, key) < 0) {
-        ret = ticket_garbage(t, name, iv, mac, ticket, it_len, out_len);
+        ret = ticket_garbage(ssl, t, name, iv, mac, ticket, it_len, out_len);
         goto out;
     }
-    /* The connection's DRBG (its worker's, src/tls.c) costs no system call. */
-    rng = wolfSSL_GetRNG(ssl);
-    if (rng ? wc_RNG_GenerateBlock(rng, iv, AES_BLOCK) != 0 : random_bytes(iv, AES_BLOCK) < 0)
+    if (ticket_random(ssl, iv, AES_BLOCK) < 0)
         goto out;
     memcpy(name, key, MTLS_TICKET_NAME_SIZE);
     if (aes_cbc(key, iv, ticket, ticket, len, true) < 0 ||
