@@ -32,7 +32,7 @@ sc() {
 }
 # (its own connection is a full handshake: one more signature, counted
 # before the page is rendered)
-signed() { mval "$(metrics_snap)" mtlsd_key_signatures_openssl; }
+signed() { metric mtlsd_key_signatures_openssl; }
 
 note "---- --key-signer openssl, RSA-2048 server key"
 start_mtlsd --workers 2 --key-signer openssl
@@ -91,20 +91,10 @@ cp "$RSA/server.crt" "$RSA/server.key" "$T/live/"
 ) >"$T/rot.log" 2>&1 || fail "make the rotated certificate" "$(cat "$T/rot.log")"
 stop_mtlsd TERM
 SRV_CERT=$T/live/server.crt SRV_KEY=$T/live/server.key start_mtlsd --workers 2 --key-signer openssl
-reload() { # reload NAME: SIGHUP, wait (bounded) for the Nth "reloaded"
-    local want=$1 i
-    kill -HUP "$MTLSD_PID"
-    for ((i = 0; i < $(slow 100); i++)); do
-        [ "$(grep -c 'SIGHUP: reloaded' "$MTLSD_LOG")" -ge "$want" ] && return 0
-        grep -q "SIGHUP: reload failed" "$MTLSD_LOG" && break
-        sleep 0.05
-    done
-    return 1
-}
 s0=$(signed)
 cp "$T/rot/new.crt" "$T/live/server.crt"
 cp "$T/rot/new.key" "$T/live/server.key"
-check "SIGHUP with a new RSA pair: reloaded" reload 1
+check_contains "SIGHUP with a new RSA pair: reloaded" "$(sighup_wait)" "SIGHUP: reloaded"
 for flag in -tls1_3 -tls1_2; do
     out=$(sc $flag rsa_pss_rsae_sha256:rsa_pkcs1_sha256 -showcerts)
     check_contains "after rotation $flag: the new certificate is sent" "$out" "CN = rotated"
@@ -113,7 +103,7 @@ done
 check_eq "after rotation: libcrypto signed both (and /metrics)" "$(($(signed) - s0))" 3
 cp "$EC/server.crt" "$T/live/server.crt"
 cp "$EC/server.key" "$T/live/server.key"
-check "SIGHUP with an ECDSA pair: reloaded" reload 2
+check_contains "SIGHUP with an ECDSA pair: reloaded" "$(sighup_wait)" "SIGHUP: reloaded"
 check_contains "ECDSA key: the log says wolfSSL signs it" "$(tail -5 "$MTLSD_LOG")" \
     "--key-signer openssl applies to RSA keys"
 # The server now proves itself with the ECDSA CA's certificate.

@@ -272,6 +272,18 @@ PAUSED_INPUT_MAX=$((4 * 16384 + 16384 + 2048))
 metric() {
     ccurl "$(url /metrics)" 2>/dev/null | awk -v n="$1" '$1 == n { print $2 }'
 }
+# sighup_wait: SIGHUP the server and wait (bounded) for its log line
+sighup_wait() {
+    local before i
+    before=$(grep -cE "SIGHUP: (reloaded|reload failed)" "$MTLSD_LOG")
+    kill -HUP "$MTLSD_PID"
+    for ((i = 0; i < $(slow 100); i++)); do
+        [ "$(grep -cE "SIGHUP: (reloaded|reload failed)" "$MTLSD_LOG")" -gt "$before" ] && break
+        sleep 0.05
+    done
+    grep -E "SIGHUP: (reloaded|reload failed)" "$MTLSD_LOG" | tail -1
+}
+
 # metrics_snap: the whole /metrics text (one request); mval TEXT NAME -> value
 metrics_snap() { ccurl "$(url /metrics)" 2>/dev/null; }
 mval() { awk -v n="$2" '$1 == n { print $2 }' <<<"$1"; }

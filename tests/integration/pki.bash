@@ -302,16 +302,3 @@ reason_deltas() {
     done
     echo "$out"
 }
-
-# sighup_wait: SIGHUP the server and wait (bounded) for its log line
-sighup_wait() {
-    local before i
-    before=$(grep -cE "SIGHUP: (reloaded|reload failed)" "$MTLSD_LOG")
-    kill -HUP "$MTLSD_PID"
-    for ((i = 0; i < 100; i++)); do
-        [ "$(grep -cE "SIGHUP: (reloaded|reload failed)" "$MTLSD_LOG")" -gt "$before" ] && break
-        sleep 0.05
-    done
-    grep -E "SIGHUP: (reloaded|reload failed)" "$MTLSD_LOG" | tail -1
-}
-
