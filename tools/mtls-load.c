@@ -1576,6 +1576,7 @@ static int on_client_pss_sign(WOLFSSL *ssl, const unsigned char *in, unsigned in
 {
     enum mtls_keysign_alg alg = hash == SHA256h && mgf == WC_MGF1SHA256   ? MTLS_KEYSIGN_PSS_SHA256
                                 : hash == SHA384h && mgf == WC_MGF1SHA384 ? MTLS_KEYSIGN_PSS_SHA384
+                                : hash == SHA512h && mgf == WC_MGF1SHA512 ? MTLS_KEYSIGN_PSS_SHA512
                                                                           : MTLS_KEYSIGN_N;
     size_t n = *out_len;
 
